@@ -1,0 +1,233 @@
+// Attributes.cpp — constant evaluation of attribute values and schema checks.
+#include "frontend/Attributes.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace nnc {
+namespace {
+
+/// What an expression is, for "expected … but got …" messages.
+std::string describeExpr(const Expr &e) {
+  switch (e.kind) {
+  case ExprKind::Int:
+    return "the integer " + e.text;
+  case ExprKind::Float:
+    return "the number " + e.text;
+  case ExprKind::String:
+    return "a string";
+  case ExprKind::Bool:
+    return e.boolValue ? "true" : "false";
+  case ExprKind::Name:
+    return "the name '" + e.text + "'";
+  case ExprKind::Call:
+    return "a call of '" + e.text + "'";
+  case ExprKind::List:
+    return "a list";
+  case ExprKind::Neg:
+    return e.operands.size() == 1 && (e.operands[0]->kind == ExprKind::Int ||
+                                      e.operands[0]->kind == ExprKind::Float)
+               ? "the number -" + e.operands[0]->text
+               : "a negated expression";
+  case ExprKind::MatMul:
+    return "a matrix product";
+  case ExprKind::Chain:
+    return "a chain of layers";
+  }
+  return "an expression";
+}
+
+/// A number written as a literal, possibly negated.
+std::optional<double> numberOf(const Expr &e, bool *isInt, int64_t *intValue) {
+  if (e.kind == ExprKind::Int) {
+    *isInt = true;
+    *intValue = e.intValue;
+    return static_cast<double>(e.intValue);
+  }
+  if (e.kind == ExprKind::Float) {
+    *isInt = false;
+    return e.floatValue;
+  }
+  if (e.kind == ExprKind::Neg && e.operands.size() == 1) {
+    std::optional<double> v = numberOf(*e.operands[0], isInt, intValue);
+    if (v) {
+      *intValue = -*intValue;
+      return -*v;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string fmtBound(double v) { return fmt::format("{}", v); }
+
+/// Converts `e` to a value of `spec`'s type, checking its range.
+std::optional<AttrValue> evalAttr(const AttrSpec &spec, const Expr &e, const std::string &what,
+                                  Diag &diag) {
+  std::string subject = "attribute '" + spec.name + "' of " + what;
+  auto mismatch = [&](std::string hint = {}) -> std::optional<AttrValue> {
+    diag.error(e.loc, subject + " expects " + describe(spec.type) + " but got " + describeExpr(e),
+               std::move(hint));
+    return std::nullopt;
+  };
+  bool isInt = false;
+  int64_t intValue = 0;
+  std::optional<double> number = numberOf(e, &isInt, &intValue);
+  AttrValue value;
+  switch (spec.type) {
+  case AttrType::Int:
+    if (!number || !isInt)
+      return mismatch(number ? "write a whole number" : "");
+    value.value = intValue;
+    break;
+  case AttrType::Float:
+    if (!number)
+      return mismatch();
+    value.value = *number;
+    break;
+  case AttrType::Bool:
+    if (e.kind != ExprKind::Bool)
+      return mismatch();
+    value.value = e.boolValue;
+    break;
+  case AttrType::String:
+    if (e.kind != ExprKind::String)
+      return mismatch(e.kind == ExprKind::Name ? "strings are written in double quotes: \"" +
+                                                     e.text + "\""
+                                               : "");
+    value.value = e.text;
+    break;
+  case AttrType::IntList: {
+    std::vector<int64_t> list;
+    if (number && isInt) {
+      list.push_back(intValue);
+    } else if (e.kind == ExprKind::List) {
+      for (const ExprPtr &element : e.operands) {
+        bool elementIsInt = false;
+        int64_t elementValue = 0;
+        if (!numberOf(*element, &elementIsInt, &elementValue) || !elementIsInt) {
+          diag.error(element->loc, subject + " expects a list of integers but got " +
+                                       describeExpr(*element));
+          return std::nullopt;
+        }
+        list.push_back(elementValue);
+      }
+    } else {
+      return mismatch();
+    }
+    value.value = std::move(list);
+    break;
+  }
+  }
+  // Range and choice checks.
+  auto outOfRange = [&](const std::string &relation, double bound) {
+    diag.error(e.loc, subject + " must be " + relation + " " + fmtBound(bound) + " but is " +
+                          (number ? fmtBound(*number) : value.str()));
+    return std::nullopt;
+  };
+  if (number) {
+    if (spec.min && (spec.min->inclusive ? *number < spec.min->value : *number <= spec.min->value))
+      return outOfRange(spec.min->inclusive ? "at least" : "greater than", spec.min->value);
+    if (spec.max && (spec.max->inclusive ? *number > spec.max->value : *number >= spec.max->value))
+      return outOfRange(spec.max->inclusive ? "at most" : "less than", spec.max->value);
+  }
+  if (spec.type == AttrType::String && !spec.choices.empty()) {
+    const std::string &s = value.asString();
+    if (std::find(spec.choices.begin(), spec.choices.end(), s) == spec.choices.end()) {
+      std::string list;
+      for (const std::string &c : spec.choices)
+        list += (list.empty() ? "'" : ", '") + c + "'";
+      diag.error(e.loc, subject + " must be one of " + list + " but is '" + s + "'",
+                 didYouMean(s, spec.choices));
+      return std::nullopt;
+    }
+  }
+  return value;
+}
+
+std::vector<std::string> attrNames(const std::vector<AttrSpec> &schema) {
+  std::vector<std::string> names;
+  for (const AttrSpec &a : schema)
+    names.push_back(a.name);
+  return names;
+}
+
+} // namespace
+
+std::string describeSchema(const std::vector<AttrSpec> &schema) {
+  std::string out;
+  for (const AttrSpec &a : schema) {
+    out += out.empty() ? "" : ", ";
+    out += a.name;
+    if (a.defaultValue)
+      out += "=" + a.defaultValue->str();
+  }
+  return out;
+}
+
+std::optional<Attrs> resolveAttrs(const std::vector<AttrSpec> &schema,
+                                  const std::vector<const Arg *> &positional,
+                                  const std::vector<const Arg *> &named, const std::string &what,
+                                  SourceLoc callLoc, Diag &diag) {
+  bool ok = true;
+  std::vector<const Arg *> given(schema.size(), nullptr);
+  for (size_t i = 0; i < positional.size(); ++i) {
+    if (i >= schema.size()) {
+      std::string takes = schema.empty() ? what + " takes no attributes"
+                                         : what + " takes at most " +
+                                               std::to_string(schema.size()) + " (" +
+                                               describeSchema(schema) + ")";
+      diag.error(positional[i]->loc, "too many arguments: " + takes);
+      ok = false;
+      break;
+    }
+    given[i] = positional[i];
+  }
+  for (const Arg *arg : named) {
+    const std::string &name = arg->name->name;
+    auto it = std::find_if(schema.begin(), schema.end(),
+                           [&](const AttrSpec &a) { return a.name == name; });
+    if (it == schema.end()) {
+      std::string hint = didYouMean(name, attrNames(schema));
+      if (hint.empty())
+        hint = schema.empty() ? what + " takes no attributes"
+                              : "the attributes of " + what + " are " + describeSchema(schema);
+      diag.error(arg->name->loc, what + " has no attribute '" + name + "'", hint);
+      ok = false;
+      continue;
+    }
+    size_t index = static_cast<size_t>(it - schema.begin());
+    if (given[index] != nullptr) {
+      Diagnostic d{Severity::Error, arg->name->loc, "attribute '" + name + "' is given twice", {},
+                   {}};
+      d.notes.push_back({given[index]->loc, "first given here"});
+      diag.report(d);
+      ok = false;
+      continue;
+    }
+    given[index] = arg;
+  }
+  Attrs attrs;
+  for (size_t i = 0; i < schema.size(); ++i) {
+    const AttrSpec &spec = schema[i];
+    if (given[i] != nullptr) {
+      std::optional<AttrValue> v = evalAttr(spec, *given[i]->value, what, diag);
+      if (v)
+        attrs.set(spec.name, std::move(*v));
+      else
+        ok = false;
+    } else if (spec.defaultValue) {
+      attrs.set(spec.name, *spec.defaultValue);
+    } else if (spec.required && ok) {
+      diag.error(callLoc, what + " needs attribute '" + spec.name + "' (" + spec.doc + ")",
+                 "for example " + what.substr(what.rfind(' ') + 1) + "(" + spec.name + "=…)");
+      ok = false;
+    }
+  }
+  if (!ok)
+    return std::nullopt;
+  return attrs;
+}
+
+} // namespace nnc

@@ -1,0 +1,641 @@
+// Parse.cpp — runs the ANTLR-generated parser and turns its parse tree into
+// the AST. This is the only file that includes ANTLR headers.
+//
+// Before ANTLR runs, the text is checked for what ANTLR handles badly: bytes
+// that are not UTF-8 and nesting so deep that a recursive-descent parser
+// would exhaust the stack. ANTLR's own error messages are replaced by ones
+// written for people (`expected ')' but found 'dense'`).
+#include "frontend/Parse.h"
+
+#include "NNLexer.h"
+#include "NNParser.h"
+#include "antlr4-runtime.h"
+
+#include <charconv>
+#include <cmath>
+
+namespace nnc {
+namespace {
+
+using antlr4::Token;
+
+/// Code points in a UTF-8 string (the string is known to be valid UTF-8).
+uint32_t codePoints(std::string_view s) {
+  uint32_t n = 0;
+  for (unsigned char c : s)
+    n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+/// Finds the first byte that is not valid UTF-8; reports it and returns false.
+bool checkUtf8(const SourceFile &src, uint32_t file, Diag &diag) {
+  const std::string &t = src.text();
+  uint32_t line = 1, column = 1;
+  for (size_t i = 0; i < t.size();) {
+    unsigned char c = static_cast<unsigned char>(t[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    bool ok = n != 0 && i + n <= t.size();
+    for (size_t k = 1; ok && k < n; ++k)
+      ok = (static_cast<unsigned char>(t[i + k]) & 0xC0) == 0x80;
+    if (ok && n == 2)
+      ok = c >= 0xC2; // overlong
+    if (ok && n == 3) {
+      unsigned char c1 = static_cast<unsigned char>(t[i + 1]);
+      ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0); // overlong, surrogate
+    }
+    if (ok && n == 4) {
+      unsigned char c1 = static_cast<unsigned char>(t[i + 1]);
+      ok = c <= 0xF4 && !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
+    }
+    if (!ok) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", c);
+      diag.error({file, line, column, 1},
+                 std::string("invalid UTF-8 byte ") + hex + "; a .nn file must be UTF-8 text",
+                 "is this a binary file? re-save it as UTF-8 if it was written in another encoding");
+      return false;
+    }
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+    i += n;
+  }
+  return true;
+}
+
+/// Rejects nesting deeper than kMaxNesting before ANTLR recurses into it.
+/// Strings and comments are skipped; a run of unary minus signs counts as
+/// nesting too, since each one is a level of recursion in the parser.
+bool checkNesting(const SourceFile &src, uint32_t file, Diag &diag) {
+  const std::string &t = src.text();
+  uint32_t line = 1, column = 1;
+  int depth = 0, minusRun = 0;
+  auto advance = [&](size_t &i) {
+    unsigned char c = static_cast<unsigned char>(t[i]);
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else if ((c & 0xC0) != 0x80) {
+      ++column;
+    }
+    ++i;
+  };
+  for (size_t i = 0; i < t.size();) {
+    char c = t[i];
+    if (c == '"') { // string: to the closing quote or the end of the line
+      advance(i);
+      while (i < t.size() && t[i] != '"' && t[i] != '\n') {
+        if (t[i] == '\\' && i + 1 < t.size() && t[i + 1] != '\n')
+          advance(i);
+        advance(i);
+      }
+      if (i < t.size() && t[i] == '"')
+        advance(i);
+      minusRun = 0;
+      continue;
+    }
+    if (c == '#' || (c == '/' && i + 1 < t.size() && t[i + 1] == '/')) {
+      while (i < t.size() && t[i] != '\n')
+        advance(i);
+      continue;
+    }
+    if (c == '/' && i + 1 < t.size() && t[i + 1] == '*') {
+      advance(i);
+      advance(i);
+      while (i < t.size() && !(t[i] == '*' && i + 1 < t.size() && t[i + 1] == '/'))
+        advance(i);
+      if (i < t.size()) {
+        advance(i);
+        advance(i);
+      }
+      continue;
+    }
+    if (c == '(' || c == '[' || c == '{')
+      ++depth;
+    else if (c == ')' || c == ']' || c == '}')
+      depth = depth > 0 ? depth - 1 : 0;
+    if (c == '-' && !(i + 1 < t.size() && t[i + 1] == '>'))
+      ++minusRun;
+    else if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+      minusRun = 0;
+    if (depth + minusRun > kMaxNesting) {
+      diag.error({file, line, column, 1},
+                 "nesting deeper than " + std::to_string(kMaxNesting) + " levels",
+                 "name intermediate values (`h = …`) instead of nesting expressions");
+      return false;
+    }
+    advance(i);
+  }
+  return true;
+}
+
+/// How a token type is named in "expected …" messages.
+std::string describeTokenType(size_t type, const antlr4::dfa::Vocabulary &vocabulary) {
+  switch (type) {
+  case Token::EOF:
+    return "end of file";
+  case NNLexer::IDENT:
+    return "a name";
+  case NNLexer::INT:
+    return "an integer";
+  case NNLexer::FLOAT:
+    return "a number";
+  case NNLexer::STRING:
+    return "a string";
+  default:
+    return vocabulary.getLiteralName(type);
+  }
+}
+
+std::string describeToken(Token *token) {
+  if (token == nullptr || token->getType() == Token::EOF)
+    return "end of file";
+  return "'" + token->getText() + "'";
+}
+
+/// The location of a token, underlining all of it.
+SourceLoc tokenLoc(uint32_t file, Token *token) {
+  if (token == nullptr)
+    return {file, 1, 1, 1};
+  uint32_t length =
+      token->getType() == Token::EOF ? 1 : std::max<uint32_t>(1, codePoints(token->getText()));
+  return {file, static_cast<uint32_t>(token->getLine()),
+          static_cast<uint32_t>(token->getCharPositionInLine()) + 1, length};
+}
+
+/// ANTLR's recovery, with messages for people.
+class ErrorStrategy : public antlr4::DefaultErrorStrategy {
+public:
+  ErrorStrategy(uint32_t file, Diag &diag) : file_(file), diag_(diag) {}
+
+protected:
+  std::string expected(antlr4::Parser *parser) {
+    antlr4::misc::IntervalSet set = parser->getExpectedTokens();
+    std::vector<std::string> names;
+    for (size_t type : set.toList()) {
+      std::string name = describeTokenType(type, parser->getVocabulary());
+      if (!name.empty() && std::find(names.begin(), names.end(), name) == names.end())
+        names.push_back(name);
+    }
+    if (names.empty())
+      return "";
+    if (names.size() == 1)
+      return names[0];
+    std::string out;
+    size_t shown = std::min<size_t>(names.size(), 6);
+    for (size_t i = 0; i < shown; ++i)
+      out += (i == 0 ? "" : i + 1 == shown && shown == names.size() ? " or " : ", ") + names[i];
+    if (shown < names.size())
+      out += ", …";
+    return out;
+  }
+
+  void report(Token *at, const std::string &message, const std::string &hint = {}) {
+    SourceLoc loc = tokenLoc(file_, at);
+    if (loc.line == lastLine_ && loc.column == lastColumn_)
+      return; // one error per place
+    lastLine_ = loc.line;
+    lastColumn_ = loc.column;
+    diag_.error(loc, message, hint);
+  }
+
+  std::string hintFor(Token *at) {
+    if (at != nullptr && at->getType() == NNLexer::MODEL)
+      return "'model' is a keyword; choose another name";
+    if (at != nullptr && at->getType() == NNLexer::RETURN)
+      return "'return' is a keyword; choose another name";
+    return {};
+  }
+
+  void reportNoViableAlternative(antlr4::Parser *parser,
+                                 const antlr4::NoViableAltException &e) override {
+    Token *at = e.getOffendingToken();
+    std::string exp = expected(parser);
+    report(at, "unexpected " + describeToken(at) + (exp.empty() ? "" : "; expected " + exp),
+           hintFor(at));
+  }
+
+  void reportInputMismatch(antlr4::Parser *parser,
+                           const antlr4::InputMismatchException &e) override {
+    Token *at = e.getOffendingToken();
+    report(at, "expected " + expected(parser) + " but found " + describeToken(at), hintFor(at));
+  }
+
+  void reportFailedPredicate(antlr4::Parser *parser,
+                             const antlr4::FailedPredicateException &e) override {
+    report(e.getOffendingToken(), "unexpected " + describeToken(e.getOffendingToken()));
+  }
+
+  void reportUnwantedToken(antlr4::Parser *parser) override {
+    if (inErrorRecoveryMode(parser))
+      return;
+    beginErrorCondition(parser);
+    Token *at = parser->getCurrentToken();
+    std::string exp = expected(parser);
+    report(at, "unexpected " + describeToken(at) + (exp.empty() ? "" : "; expected " + exp),
+           hintFor(at));
+  }
+
+  void reportMissingToken(antlr4::Parser *parser) override {
+    if (inErrorRecoveryMode(parser))
+      return;
+    beginErrorCondition(parser);
+    Token *at = parser->getCurrentToken();
+    report(at, "expected " + expected(parser) + " before " + describeToken(at));
+  }
+
+private:
+  uint32_t file_;
+  Diag &diag_;
+  uint32_t lastLine_ = 0, lastColumn_ = 0;
+};
+
+/// Reports the tokens the lexer put on the hidden channel as mistakes.
+void reportLexicalErrors(antlr4::CommonTokenStream &tokens, uint32_t file, Diag &diag) {
+  for (Token *token : tokens.getTokens()) {
+    SourceLoc loc = tokenLoc(file, token);
+    switch (token->getType()) {
+    case NNLexer::UNTERMINATED_STRING:
+      diag.error(loc, "unterminated string", "a string ends with '\"' on the line it starts");
+      break;
+    case NNLexer::UNTERMINATED_COMMENT:
+      loc.length = 2;
+      diag.error(loc, "unterminated /* comment", "close it with '*/'");
+      break;
+    case NNLexer::BAD_CHAR: {
+      std::string text = token->getText();
+      std::string shown = text;
+      if (text.size() == 1 && (static_cast<unsigned char>(text[0]) < 0x20 || text[0] == 0x7f)) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned char>(text[0]));
+        shown = hex;
+      } else {
+        shown = "'" + text + "'";
+      }
+      std::string hint;
+      if (text == "'")
+        hint = "strings use double quotes: \"…\"";
+      else if (text == "-")
+        hint = "a layer chain is written with '->'";
+      diag.error(loc, "unexpected character " + shown, hint);
+      break;
+    }
+    default:
+      break;
+    }
+  }
+}
+
+/// Builds the AST from a parse tree. Tolerates the holes that error recovery
+/// leaves, although the result is only used when there were no errors.
+class Builder {
+public:
+  Builder(uint32_t file, Diag &diag) : file_(file), diag_(diag) {}
+
+  SourceLoc loc(antlr4::ParserRuleContext *ctx) {
+    if (ctx == nullptr)
+      return {file_, 1, 1, 1};
+    SourceLoc l = tokenLoc(file_, ctx->getStart());
+    Token *stop = ctx->getStop();
+    if (stop != nullptr && stop->getLine() == ctx->getStart()->getLine() &&
+        stop->getStopIndex() >= ctx->getStart()->getStartIndex())
+      l.length = static_cast<uint32_t>(stop->getCharPositionInLine()) + 1 +
+                 codePoints(stop->getText()) - l.column;
+    return l;
+  }
+
+  Ident ident(NNParser::IdentContext *ctx) {
+    if (ctx == nullptr)
+      return {"", loc(nullptr)};
+    return {ctx->getText(), loc(ctx)};
+  }
+
+  static bool hasToken(antlr4::ParserRuleContext *ctx, const char *text) {
+    for (antlr4::tree::ParseTree *child : ctx->children)
+      if (auto *t = dynamic_cast<antlr4::tree::TerminalNode *>(child))
+        if (t->getText() == text)
+          return true;
+    return false;
+  }
+
+  Module module(NNParser::FileContext *ctx) {
+    Module m;
+    m.file = file_;
+    for (NNParser::DeclContext *d : ctx->decl()) {
+      if (auto *model = dynamic_cast<NNParser::ModelDeclContext *>(d)) {
+        m.models.push_back(modelDecl(model));
+      } else if (auto *config = dynamic_cast<NNParser::ConfigDeclContext *>(d)) {
+        ConfigDecl c;
+        std::vector<NNParser::IdentContext *> names = config->ident();
+        c.keyword = ident(names.empty() ? nullptr : names[0]);
+        if (names.size() > 1)
+          c.label = ident(names[1]);
+        for (NNParser::ItemContext *i : config->item())
+          c.items.push_back(item(i));
+        c.loc = c.keyword.loc;
+        m.configs.push_back(std::move(c));
+      } else if (auto *setting = dynamic_cast<NNParser::SettingDeclContext *>(d)) {
+        SettingDecl s;
+        s.keyword = ident(setting->ident());
+        if (setting->stage() != nullptr)
+          s.value = stage(setting->stage());
+        s.loc = s.keyword.loc;
+        m.settings.push_back(std::move(s));
+      }
+    }
+    return m;
+  }
+
+  ModelDecl modelDecl(NNParser::ModelDeclContext *ctx) {
+    ModelDecl m;
+    m.loc = loc(ctx);
+    m.loc.length = 5;
+    m.name = ident(ctx->ident());
+    if (ctx->paramList() != nullptr) {
+      for (NNParser::ParamContext *p : ctx->paramList()->param()) {
+        Param param;
+        param.name = ident(p->ident());
+        if (p->shape() != nullptr) {
+          param.shapeLoc = loc(p->shape());
+          for (antlr4::tree::TerminalNode *dim : p->shape()->INT())
+            param.shape.push_back(integer(dim));
+        }
+        m.params.push_back(std::move(param));
+      }
+    }
+    if (ctx->body() != nullptr)
+      for (NNParser::StmtContext *s : ctx->body()->stmt())
+        m.body.push_back(stmt(s));
+    return m;
+  }
+
+  Stmt stmt(NNParser::StmtContext *ctx) {
+    Stmt s;
+    s.loc = loc(ctx);
+    if (auto *assign = dynamic_cast<NNParser::AssignStmtContext *>(ctx)) {
+      s.kind = StmtKind::Assign;
+      s.target = ident(assign->ident());
+      s.value = expr(assign->expr());
+    } else if (auto *ret = dynamic_cast<NNParser::ReturnStmtContext *>(ctx)) {
+      s.kind = StmtKind::Return;
+      s.loc.length = 6;
+      s.value = expr(ret->expr());
+    } else if (auto *e = dynamic_cast<NNParser::ExprStmtContext *>(ctx)) {
+      s.kind = StmtKind::Expr;
+      s.value = expr(e->expr());
+    } else {
+      s.kind = StmtKind::Expr;
+    }
+    return s;
+  }
+
+  ExprPtr expr(NNParser::ExprContext *ctx) {
+    if (ctx == nullptr)
+      return std::make_unique<Expr>(ExprKind::Name, loc(nullptr));
+    ExprPtr head = operand(ctx->operand());
+    std::vector<NNParser::StageContext *> stages = ctx->stage();
+    if (stages.empty())
+      return head;
+    auto chain = std::make_unique<Expr>(ExprKind::Chain, loc(ctx));
+    chain->operands.push_back(std::move(head));
+    for (NNParser::StageContext *s : stages)
+      chain->stages.push_back(stage(s));
+    return chain;
+  }
+
+  Stage stage(NNParser::StageContext *ctx) {
+    Stage s;
+    s.loc = loc(ctx);
+    if (ctx->label != nullptr)
+      s.label = ident(ctx->label);
+    s.callee = ident(ctx->callee);
+    s.hasParens = hasToken(ctx, "(");
+    if (ctx->argList() != nullptr)
+      s.args = args(ctx->argList());
+    return s;
+  }
+
+  std::vector<Arg> args(NNParser::ArgListContext *ctx) {
+    std::vector<Arg> out;
+    for (NNParser::ArgContext *a : ctx->arg()) {
+      Arg arg;
+      arg.loc = loc(a);
+      if (a->name != nullptr)
+        arg.name = ident(a->name);
+      arg.value = expr(a->expr());
+      out.push_back(std::move(arg));
+    }
+    return out;
+  }
+
+  ExprPtr operand(NNParser::OperandContext *ctx) {
+    if (ctx == nullptr)
+      return std::make_unique<Expr>(ExprKind::Name, loc(nullptr));
+    SourceLoc l = loc(ctx);
+    if (auto *m = dynamic_cast<NNParser::MatmulExprContext *>(ctx)) {
+      auto e = std::make_unique<Expr>(ExprKind::MatMul, l);
+      for (NNParser::OperandContext *o : m->operand())
+        e->operands.push_back(operand(o));
+      return e;
+    }
+    if (auto *n = dynamic_cast<NNParser::NegExprContext *>(ctx)) {
+      auto e = std::make_unique<Expr>(ExprKind::Neg, l);
+      e->operands.push_back(operand(n->operand()));
+      return e;
+    }
+    if (auto *c = dynamic_cast<NNParser::CallExprContext *>(ctx)) {
+      auto e = std::make_unique<Expr>(ExprKind::Call, l);
+      Ident callee = ident(c->ident());
+      e->text = callee.name;
+      e->loc = callee.loc; // point at the name being called
+      if (c->argList() != nullptr)
+        e->args = args(c->argList());
+      return e;
+    }
+    if (auto *n = dynamic_cast<NNParser::NameExprContext *>(ctx)) {
+      auto e = std::make_unique<Expr>(ExprKind::Name, l);
+      e->text = ident(n->ident()).name;
+      return e;
+    }
+    if (auto *lit = dynamic_cast<NNParser::LiteralExprContext *>(ctx))
+      return literal(lit->literal());
+    if (auto *list = dynamic_cast<NNParser::ListExprContext *>(ctx)) {
+      auto e = std::make_unique<Expr>(ExprKind::List, l);
+      for (NNParser::ExprContext *x : list->expr())
+        e->operands.push_back(expr(x));
+      return e;
+    }
+    if (auto *p = dynamic_cast<NNParser::ParenExprContext *>(ctx))
+      return expr(p->expr());
+    return std::make_unique<Expr>(ExprKind::Name, l);
+  }
+
+  int64_t integer(antlr4::tree::TerminalNode *node) {
+    std::string text = node->getText();
+    int64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size()) {
+      diag_.error(tokenLoc(file_, node->getSymbol()), "integer " + text + " is too large",
+                  "integers must be below 2^63");
+      return 0;
+    }
+    return value;
+  }
+
+  ExprPtr literal(NNParser::LiteralContext *ctx) {
+    SourceLoc l = loc(ctx);
+    if (ctx == nullptr)
+      return std::make_unique<Expr>(ExprKind::Name, l);
+    if (ctx->INT() != nullptr) {
+      auto e = std::make_unique<Expr>(ExprKind::Int, l);
+      e->intValue = integer(ctx->INT());
+      e->text = ctx->getText();
+      return e;
+    }
+    if (ctx->FLOAT() != nullptr) {
+      auto e = std::make_unique<Expr>(ExprKind::Float, l);
+      e->text = ctx->getText();
+      e->floatValue = std::strtod(e->text.c_str(), nullptr);
+      if (!std::isfinite(e->floatValue))
+        diag_.error(l, "number " + e->text + " is out of range",
+                    "numbers must fit a 64-bit float (below about 1.8e308)");
+      return e;
+    }
+    if (ctx->STRING() != nullptr) {
+      auto e = std::make_unique<Expr>(ExprKind::String, l);
+      e->text = unescape(ctx->STRING()->getSymbol());
+      return e;
+    }
+    auto e = std::make_unique<Expr>(ExprKind::Bool, l);
+    e->boolValue = ctx->TRUE() != nullptr;
+    e->text = ctx->getText();
+    return e;
+  }
+
+  std::string unescape(Token *token) {
+    std::string text = token->getText();
+    std::string out;
+    for (size_t i = 1; i + 1 < text.size(); ++i) {
+      if (text[i] != '\\') {
+        out += text[i];
+        continue;
+      }
+      char c = text[++i];
+      switch (c) {
+      case 'n':
+        out += '\n';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case '\\':
+      case '"':
+        out += c;
+        break;
+      default: {
+        SourceLoc l = tokenLoc(file_, token);
+        l.column += codePoints(std::string_view(text).substr(0, i - 1));
+        l.length = 2;
+        diag_.error(l, std::string("unknown escape sequence '\\") + c + "' in string",
+                    "the escapes are \\\\, \\\", \\n and \\t");
+      }
+      }
+    }
+    return out;
+  }
+
+  Item item(NNParser::ItemContext *ctx) {
+    Item it;
+    it.loc = loc(ctx);
+    it.name = ident(ctx->ident());
+    it.loc.length = it.name.loc.length;
+    if (ctx->argList() != nullptr)
+      it.args = args(ctx->argList());
+    if (ctx->itemValue() != nullptr) {
+      Arg arg;
+      arg.loc = loc(ctx->itemValue());
+      arg.value = itemValue(ctx->itemValue());
+      it.args.push_back(std::move(arg));
+    }
+    it.hasBlock = hasToken(ctx, "{");
+    for (NNParser::ItemContext *child : ctx->item())
+      it.children.push_back(item(child));
+    return it;
+  }
+
+  ExprPtr itemValue(NNParser::ItemValueContext *ctx) {
+    SourceLoc l = loc(ctx);
+    if (ctx->literal() != nullptr)
+      return literal(ctx->literal());
+    if (ctx->INT() != nullptr || ctx->FLOAT() != nullptr) { // '-' number
+      auto e = std::make_unique<Expr>(ExprKind::Neg, l);
+      antlr4::tree::TerminalNode *num = ctx->INT() != nullptr ? ctx->INT() : ctx->FLOAT();
+      auto n = std::make_unique<Expr>(ctx->INT() != nullptr ? ExprKind::Int : ExprKind::Float,
+                                      tokenLoc(file_, num->getSymbol()));
+      n->text = num->getText();
+      if (ctx->INT() != nullptr)
+        n->intValue = integer(num);
+      else
+        n->floatValue = std::strtod(n->text.c_str(), nullptr);
+      e->operands.push_back(std::move(n));
+      return e;
+    }
+    auto e = std::make_unique<Expr>(ExprKind::List, l);
+    for (NNParser::ItemValueContext *v : ctx->itemValue())
+      e->operands.push_back(itemValue(v));
+    return e;
+  }
+
+private:
+  uint32_t file_;
+  Diag &diag_;
+};
+
+} // namespace
+
+Module parseModule(const SourceManager &sources, uint32_t file, Diag &diag) {
+  const SourceFile &src = sources.file(file);
+  Module empty;
+  empty.file = file;
+  if (!checkUtf8(src, file, diag) || !checkNesting(src, file, diag))
+    return empty;
+
+  int errorsBefore = diag.errorCount();
+  antlr4::ANTLRInputStream input(src.text());
+  NNLexer lexer(&input);
+  lexer.removeErrorListeners(); // BAD_CHAR catches everything the lexer could reject
+  antlr4::CommonTokenStream tokens(&lexer);
+  tokens.fill();
+  reportLexicalErrors(tokens, file, diag);
+
+  // Two stages, as ANTLR recommends: fast SLL prediction that gives up at
+  // the first error, then, only if it failed, full LL with error recovery
+  // and reporting (SLL can reject what LL accepts, never the reverse).
+  NNParser parser(&tokens);
+  parser.removeErrorListeners();
+  parser.setErrorHandler(std::make_shared<antlr4::BailErrorStrategy>());
+  auto *interpreter = parser.getInterpreter<antlr4::atn::ParserATNSimulator>();
+  interpreter->setPredictionMode(antlr4::atn::PredictionMode::SLL);
+  NNParser::FileContext *tree = nullptr;
+  try {
+    tree = parser.file();
+  } catch (const antlr4::ParseCancellationException &) {
+    tokens.seek(0);
+    parser.reset();
+    parser.setErrorHandler(std::make_shared<ErrorStrategy>(file, diag));
+    interpreter->setPredictionMode(antlr4::atn::PredictionMode::LL);
+    tree = parser.file();
+  }
+  if (diag.errorCount() > errorsBefore)
+    return empty;
+  Builder builder(file, diag);
+  Module module = builder.module(tree);
+  if (diag.errorCount() > errorsBefore)
+    return empty;
+  return module;
+}
+
+} // namespace nnc

@@ -1,0 +1,418 @@
+// Sema.cpp — checks a whole .nn file: its declarations, the model (see
+// ModelSema.cpp), the loss, optimizer and schedule, and the `data` and
+// `train` blocks, resolving every setting with its defaults.
+#include "frontend/Sema.h"
+
+#include "frontend/Attributes.h"
+#include "frontend/ModelSema.h"
+
+#include <algorithm>
+#include <map>
+
+namespace nnc {
+namespace {
+
+/// A configuration entry after checking: `normalize(mean=…, std=…)`.
+struct ResolvedItem {
+  const ConfigItemDef *def = nullptr;
+  Attrs attrs;
+  SourceLoc loc;
+  std::vector<ResolvedItem> children;
+};
+
+class Checker {
+public:
+  Checker(const Module &module, const SourceManager &sources, Diag &diag)
+      : module_(module), sources_(sources), diag_(diag) {}
+
+  std::optional<Program> run() {
+    Program program;
+    program.path = sources_.file(module_.file).path();
+    bool ok = true;
+
+    // Which declaration is which, and duplicates.
+    const SettingDecl *loss = nullptr, *optimizer = nullptr, *schedule = nullptr;
+    for (const SettingDecl &s : module_.settings) {
+      const std::string &kw = s.keyword.name;
+      const SettingDecl **slot = kw == "loss" ? &loss
+                                 : kw == "optimizer" ? &optimizer
+                                 : kw == "schedule"  ? &schedule
+                                                     : nullptr;
+      if (slot == nullptr) {
+        ok = false;
+        unknownDeclaration(s.keyword, findConfigBlock(kw) != nullptr);
+        continue;
+      }
+      if (*slot != nullptr) {
+        duplicate(s.keyword, (*slot)->keyword.loc);
+        ok = false;
+        continue;
+      }
+      *slot = &s;
+    }
+    std::map<std::string, const ConfigDecl *> blocks;
+    for (const ConfigDecl &c : module_.configs) {
+      if (findConfigBlock(c.keyword.name) == nullptr) {
+        ok = false;
+        unknownDeclaration(c.keyword, false);
+        continue;
+      }
+      auto [it, inserted] = blocks.emplace(c.keyword.name, &c);
+      if (!inserted) {
+        duplicate(c.keyword, it->second->keyword.loc);
+        ok = false;
+      }
+    }
+
+    // The model.
+    std::optional<Model> model;
+    if (module_.models.empty()) {
+      SourceLoc start{module_.file, 1, 1, 1};
+      diag_.error(start, "no model is declared",
+                  "declare one, e.g. model Net(x: [1, 28, 28]) { x -> flatten -> dense(10) }");
+      ok = false;
+    } else {
+      for (size_t i = 1; i < module_.models.size(); ++i) {
+        Diagnostic d{Severity::Error, module_.models[i].loc, "a second model is declared",
+                     {"a .nn file describes one model"}, {}};
+        d.notes.push_back({module_.models[0].loc, "the first model is declared here"});
+        diag_.report(d);
+        ok = false;
+      }
+      model = analyzeModel(module_.models[0], diag_);
+      ok = ok && model.has_value();
+    }
+
+    // Loss, optimizer, schedule.
+    SourceLoc anchor = module_.models.empty() ? SourceLoc{module_.file, 1, 1, 1}
+                                              : module_.models[0].name.loc;
+    std::string modelName = module_.models.empty() ? "" : " for model " + module_.models[0].name.name;
+    if (loss == nullptr) {
+      diag_.error(anchor, "no loss is declared" + modelName,
+                  "add a line such as: loss cross_entropy");
+      ok = false;
+    } else if (auto l = checkLoss(*loss, model ? &*model : nullptr)) {
+      program.loss = *l;
+    } else {
+      ok = false;
+    }
+    if (optimizer == nullptr) {
+      diag_.error(anchor, "no optimizer is declared" + modelName,
+                  "add a line such as: optimizer adam(lr=1e-3)");
+      ok = false;
+    } else if (auto o = checkSetting(*optimizer, optimizerTable(), "optimizer")) {
+      program.optimizer = *o;
+    } else {
+      ok = false;
+    }
+    if (schedule == nullptr) {
+      program.schedule = Applied{"constant", defaults(*findSetting(scheduleTable(), "constant")),
+                                 SourceLoc{}};
+    } else if (auto s = checkSetting(*schedule, scheduleTable(), "schedule")) {
+      program.schedule = *s;
+    } else {
+      ok = false;
+    }
+
+    // Blocks.
+    if (auto it = blocks.find("data"); it != blocks.end())
+      ok = checkData(*it->second, model ? &*model : nullptr, program.data) && ok;
+    if (auto it = blocks.find("train"); it != blocks.end())
+      ok = checkTrain(*it->second, program.train) && ok;
+    else
+      program.train = TrainSpec{};
+
+    if (!ok || !model)
+      return std::nullopt;
+    program.model = std::move(*model);
+    return program;
+  }
+
+private:
+  void unknownDeclaration(const Ident &keyword, bool isBlockKeyword) {
+    if (isBlockKeyword) {
+      diag_.error(keyword.loc, "'" + keyword.name + "' is followed by a block",
+                  "write " + keyword.name + " { … }");
+      return;
+    }
+    std::string hint = didYouMean(keyword.name, declarationKeywords());
+    if (hint.empty())
+      hint = "a .nn file declares model, data, train, loss, optimizer and schedule";
+    diag_.error(keyword.loc, "unknown declaration '" + keyword.name + "'", hint);
+  }
+
+  void duplicate(const Ident &keyword, SourceLoc first) {
+    Diagnostic d{Severity::Error, keyword.loc, "'" + keyword.name + "' is declared twice", {}, {}};
+    d.notes.push_back({first, "first declared here"});
+    diag_.report(d);
+  }
+
+  static Attrs defaults(const SettingDef &def) {
+    Attrs attrs;
+    for (const AttrSpec &a : def.attrs)
+      if (a.defaultValue)
+        attrs.set(a.name, *a.defaultValue);
+    return attrs;
+  }
+
+  static void splitArgs(const std::vector<Arg> &args, std::vector<const Arg *> &positional,
+                        std::vector<const Arg *> &named) {
+    for (const Arg &a : args)
+      (a.name ? named : positional).push_back(&a);
+  }
+
+  bool rejectLabel(const Stage &value, const std::string &keyword) {
+    if (!value.label)
+      return true;
+    diag_.error(value.label->loc, keyword + " takes no label",
+                "labels name layers inside a model: fc1: dense(64)");
+    return false;
+  }
+
+  std::optional<Applied> checkLoss(const SettingDecl &decl, const Model *model) {
+    const Stage &value = decl.value;
+    if (!rejectLabel(value, "loss"))
+      return std::nullopt;
+    const OpDef *op = findOp(value.callee.name);
+    if (op == nullptr || op->kind != OpKind::Loss) {
+      std::string hint = didYouMean(value.callee.name, opNames(OpKind::Loss));
+      if (hint.empty())
+        hint = "the losses are cross_entropy and mse";
+      diag_.error(value.callee.loc, "unknown loss '" + value.callee.name + "'", hint);
+      return std::nullopt;
+    }
+    std::vector<const Arg *> positional, named;
+    splitArgs(value.args, positional, named);
+    std::optional<Attrs> attrs =
+        resolveAttrs(op->attrs, positional, named, op->name, value.callee.loc, diag_);
+    if (!attrs)
+      return std::nullopt;
+    if (model != nullptr && model->output >= 0) {
+      std::vector<Shape> shapes{model->values[model->output].shape};
+      ShapeQuery query{shapes, *attrs, op->name};
+      ShapeResult result = op->inferShape(query);
+      if (auto *err = std::get_if<ShapeError>(&result)) {
+        diag_.error(value.callee.loc, err->message, err->hint);
+        return std::nullopt;
+      }
+    }
+    return Applied{op->name, *attrs, value.callee.loc};
+  }
+
+  std::optional<Applied> checkSetting(const SettingDecl &decl,
+                                      const std::vector<SettingDef> &table,
+                                      const std::string &keyword) {
+    const Stage &value = decl.value;
+    if (!rejectLabel(value, keyword))
+      return std::nullopt;
+    const SettingDef *def = findSetting(table, value.callee.name);
+    if (def == nullptr) {
+      std::vector<std::string> names;
+      for (const SettingDef &d : table)
+        names.push_back(d.name);
+      std::string hint = didYouMean(value.callee.name, names);
+      if (hint.empty()) {
+        hint = "the " + keyword + "s are";
+        for (size_t i = 0; i < names.size(); ++i)
+          hint += (i == 0 ? " " : i + 1 == names.size() ? " and " : ", ") + names[i];
+      }
+      diag_.error(value.callee.loc, "unknown " + keyword + " '" + value.callee.name + "'", hint);
+      return std::nullopt;
+    }
+    std::vector<const Arg *> positional, named;
+    splitArgs(value.args, positional, named);
+    std::optional<Attrs> attrs = resolveAttrs(def->attrs, positional, named,
+                                              keyword + " " + def->name, value.callee.loc, diag_);
+    if (!attrs)
+      return std::nullopt;
+    if (def->name == "sgd" && attrs->getBool("nesterov") &&
+        (attrs->getFloat("momentum") <= 0 || attrs->getFloat("dampening") != 0)) {
+      diag_.error(value.callee.loc, "Nesterov momentum needs momentum > 0 and dampening = 0",
+                  "for example sgd(lr=0.1, momentum=0.9, nesterov=true)");
+      return std::nullopt;
+    }
+    return Applied{def->name, *attrs, value.callee.loc};
+  }
+
+  /// Checks `items` against `defs`; entries not written are left out.
+  bool checkItems(const std::vector<ConfigItemDef> &defs, const std::vector<Item> &items,
+                  const std::string &where, std::vector<ResolvedItem> &out) {
+    bool ok = true;
+    std::map<std::string, SourceLoc> seen;
+    for (const Item &item : items) {
+      auto def = std::find_if(defs.begin(), defs.end(),
+                              [&](const ConfigItemDef &d) { return d.name == item.name.name; });
+      if (def == defs.end()) {
+        std::vector<std::string> names;
+        for (const ConfigItemDef &d : defs)
+          names.push_back(d.name);
+        std::string hint = didYouMean(item.name.name, names);
+        if (hint.empty()) {
+          hint = "the entries of " + where + " are";
+          for (size_t i = 0; i < names.size(); ++i)
+            hint += (i == 0 ? " " : ", ") + names[i];
+        }
+        diag_.error(item.name.loc, "unknown entry '" + item.name.name + "' in " + where, hint);
+        ok = false;
+        continue;
+      }
+      if (auto [it, inserted] = seen.emplace(item.name.name, item.name.loc); !inserted) {
+        duplicate(item.name, it->second);
+        ok = false;
+        continue;
+      }
+      ResolvedItem resolved;
+      resolved.def = &*def;
+      resolved.loc = item.name.loc;
+      if (item.hasBlock && def->children.empty()) {
+        diag_.error(item.name.loc, "'" + item.name.name + "' takes no block",
+                    "write " + item.name.name + " " +
+                        (def->attrs.empty() ? "alone" : "followed by its value"));
+        ok = false;
+        continue;
+      }
+      if (!def->children.empty()) {
+        if (!item.hasBlock || !item.args.empty()) {
+          diag_.error(item.name.loc, "'" + item.name.name + "' takes a block of entries",
+                      "for example " + item.name.name + " { " + def->children.front().name +
+                          " }");
+          ok = false;
+          continue;
+        }
+        ok = checkItems(def->children, item.children, item.name.name, resolved.children) && ok;
+        out.push_back(std::move(resolved));
+        continue;
+      }
+      std::vector<const Arg *> positional, named;
+      splitArgs(item.args, positional, named);
+      std::optional<Attrs> attrs =
+          resolveAttrs(def->attrs, positional, named, item.name.name, item.name.loc, diag_);
+      if (!attrs) {
+        ok = false;
+        continue;
+      }
+      resolved.attrs = std::move(*attrs);
+      out.push_back(std::move(resolved));
+    }
+    return ok;
+  }
+
+  /// The attributes of entry `name` in `items`: as written, or its defaults
+  /// when the entry is not optional, or null.
+  static const ResolvedItem *findItem(const std::vector<ResolvedItem> &items,
+                                      const std::string &name) {
+    for (const ResolvedItem &i : items)
+      if (i.def->name == name)
+        return &i;
+    return nullptr;
+  }
+
+  static Attrs itemAttrs(const ConfigBlockDef &block, const std::vector<ResolvedItem> &items,
+                         const std::string &name) {
+    if (const ResolvedItem *i = findItem(items, name))
+      return i->attrs;
+    Attrs attrs;
+    for (const ConfigItemDef &def : block.items)
+      if (def.name == name)
+        for (const AttrSpec &a : def.attrs)
+          if (a.defaultValue)
+            attrs.set(a.name, *a.defaultValue);
+    return attrs;
+  }
+
+  bool checkData(const ConfigDecl &decl, const Model *model, DataSpec &data) {
+    const ConfigBlockDef &block = *findConfigBlock("data");
+    std::vector<ResolvedItem> items;
+    bool ok = checkItems(block.items, decl.items, "data", items);
+    data.declared = true;
+    data.loc = decl.keyword.loc;
+    data.label = decl.label ? decl.label->name : "";
+    if (!ok)
+      return false;
+    if (const ResolvedItem *path = findItem(items, "path")) {
+      data.path = path->attrs.getString("dir");
+      data.pathLoc = path->loc;
+    }
+    data.batch = itemAttrs(block, items, "batch").getInt("size");
+    if (const ResolvedItem *shuffle = findItem(items, "shuffle"))
+      data.shuffle = shuffle->attrs.getBool("enabled");
+    if (const ResolvedItem *normalize = findItem(items, "normalize")) {
+      data.mean = normalize->attrs.getFloat("mean");
+      data.std = normalize->attrs.getFloat("std");
+    }
+    if (const ResolvedItem *validation = findItem(items, "validation"))
+      data.validation = validation->attrs.getFloat("fraction");
+    if (const ResolvedItem *augment = findItem(items, "augment")) {
+      auto take = [&](const char *name, std::optional<Applied> &slot) {
+        if (const ResolvedItem *i = findItem(augment->children, name))
+          slot = Applied{name, i->attrs, i->loc};
+      };
+      take("crop", data.augment.crop);
+      take("shift", data.augment.shift);
+      take("rotate", data.augment.rotate);
+      take("flip", data.augment.flip);
+      ok = checkAugmentFitsModel(*augment, model, data.augment);
+    }
+    return ok;
+  }
+
+  /// Image augmentations need an image-shaped input ([C, H, W] or [H, W]),
+  /// and a crop must produce the size the model takes.
+  bool checkAugmentFitsModel(const ResolvedItem &augment, const Model *model,
+                             const Augment &spec) {
+    if (model == nullptr || model->inputs.empty() ||
+        (!spec.crop && !spec.shift && !spec.rotate && !spec.flip))
+      return true;
+    const Value &input = model->values[model->inputs[0]];
+    const Shape &shape = input.shape;
+    if (shape.rank() != 3 && shape.rank() != 4) {
+      diag_.error(augment.loc,
+                  "augmentations transform images, but model " + model->name + " takes " +
+                      shape.str(),
+                  "declare the input as an image, e.g. x: [1, 28, 28], and flatten inside");
+      return false;
+    }
+    if (spec.crop) {
+      int64_t size = spec.crop->attrs.getInt("size");
+      int64_t h = shape.dims[shape.rank() - 2], w = shape.dims[shape.rank() - 1];
+      if (size != h || size != w) {
+        diag_.error(spec.crop->loc,
+                    "crop(" + std::to_string(size) + ") makes " + std::to_string(size) + "×" +
+                        std::to_string(size) + " images but model " + model->name + " takes " +
+                        shape.str(),
+                    "crop to the model's input size after padding, e.g. crop(" +
+                        std::to_string(h) + ", padding=2)");
+        return false;
+      }
+    }
+    return true;
+  }
+
+  bool checkTrain(const ConfigDecl &decl, TrainSpec &train) {
+    const ConfigBlockDef &block = *findConfigBlock("train");
+    bool ok = true;
+    if (decl.label) {
+      diag_.error(decl.label->loc, "train takes no name", "write train { epochs 10 }");
+      ok = false;
+    }
+    std::vector<ResolvedItem> items;
+    ok = checkItems(block.items, decl.items, "train", items) && ok;
+    if (!ok)
+      return false;
+    train.epochs = itemAttrs(block, items, "epochs").getInt("count");
+    train.seed = itemAttrs(block, items, "seed").getInt("value");
+    return true;
+  }
+
+  const Module &module_;
+  const SourceManager &sources_;
+  Diag &diag_;
+};
+
+} // namespace
+
+std::optional<Program> analyze(const Module &module, const SourceManager &sources, Diag &diag) {
+  return Checker(module, sources, diag).run();
+}
+
+} // namespace nnc

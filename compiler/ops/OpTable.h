@@ -1,0 +1,69 @@
+// OpTable.h — the op table: one row per op.
+//
+// A row holds everything the compiler knows about an op: its name, how many
+// tensor inputs it takes, its attribute schema, its shape rule and the
+// parameters it owns. The front end reads only this table to check a layer;
+// later stages add their rules (gradient, lowering) to the same rows, so
+// that adding an op means adding one row and its tests.
+#pragma once
+
+#include "ops/Attr.h"
+#include "ops/Shape.h"
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace nnc {
+
+/// What kind of thing an op is, for the front end.
+enum class OpKind {
+  Layer, ///< a step in a model: dense, relu, …
+  Loss,  ///< a loss over the model's output: cross_entropy, mse
+};
+
+/// A shape rule's complaint; Sema adds the location.
+struct ShapeError {
+  std::string message;
+  std::string hint;
+};
+
+/// The inputs a shape rule sees.
+struct ShapeQuery {
+  const std::vector<Shape> &inputs;
+  const Attrs &attrs;
+  const std::string &layer; ///< the layer's name, for messages
+};
+
+using ShapeResult = std::variant<Shape, ShapeError>;
+
+/// A trainable tensor an op owns, e.g. dense's `weight` [out, in].
+struct ParamSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+/// Number of tensor inputs that means "two or more".
+constexpr int kVariadic = -1;
+
+struct OpDef {
+  std::string name;
+  OpKind kind;
+  int arity; ///< tensor inputs, or kVariadic
+  std::vector<AttrSpec> attrs;
+  std::string summary; ///< one line for docs and the REPL
+  std::function<ShapeResult(const ShapeQuery &)> inferShape;
+  /// Parameters the op owns, in checkpoint order; null when it owns none.
+  std::function<std::vector<ParamSpec>(const ShapeQuery &)> params;
+};
+
+/// The op named `name`, or null.
+const OpDef *findOp(std::string_view name);
+/// Every op, in table order.
+const std::vector<OpDef> &allOps();
+/// Names of every op of `kind`, for "did you mean" hints.
+std::vector<std::string> opNames(OpKind kind);
+
+} // namespace nnc
