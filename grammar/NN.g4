@@ -82,6 +82,7 @@ WS            : [ \t\r\n\f]+ -> skip ;
 // Lexical mistakes become tokens on a hidden channel, so that the front end
 // can explain them (an unterminated string, a stray character) instead of the
 // parser tripping over what is left.
+SINGLE_QUOTED        : '\'' ~['\r\n]* '\'' -> channel(HIDDEN) ;
 UNTERMINATED_STRING  : '"' (~["\\\r\n] | '\\' ~[\r\n])* -> channel(HIDDEN) ;
-UNTERMINATED_COMMENT : '/*' .*? EOF -> channel(HIDDEN) ;
+UNTERMINATED_COMMENT : '/*' (~'*' | '*'+ ~[*/])* '*'* EOF -> channel(HIDDEN) ;
 BAD_CHAR             : . -> channel(HIDDEN) ;

@@ -1,22 +1,13 @@
 // Summary.cpp — the table printed by `--check`.
 #include "driver/Summary.h"
 
+#include "support/Text.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
 
 namespace nnc {
-
-std::string withThousands(int64_t n) {
-  std::string digits = std::to_string(n < 0 ? -n : n);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0)
-      out += ',';
-    out += digits[i];
-  }
-  return n < 0 ? "-" + out : out;
-}
 
 namespace {
 
@@ -30,7 +21,7 @@ std::string bytes(int64_t n) {
 
 std::string dataLine(const DataSpec &d) {
   if (!d.declared)
-    return "none declared (--train will need a data block or --data DIR)";
+    return "none declared";
   std::vector<std::string> parts;
   if (!d.label.empty())
     parts.push_back(d.label + ":");

@@ -10,7 +10,4 @@ namespace nnc {
 
 void printSummary(const Program &program, std::ostream &out);
 
-/// 55050 -> "55,050"
-std::string withThousands(int64_t n);
-
 } // namespace nnc

@@ -81,6 +81,7 @@ struct Stmt {
 struct Param {
   Ident name;
   std::vector<int64_t> shape;
+  std::vector<SourceLoc> dimLocs; ///< one per dimension
   SourceLoc shapeLoc;
 };
 

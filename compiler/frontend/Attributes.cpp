@@ -64,8 +64,9 @@ std::string fmtBound(double v) { return fmt::format("{}", v); }
 
 /// Converts `e` to a value of `spec`'s type, checking its range.
 std::optional<AttrValue> evalAttr(const AttrSpec &spec, const Expr &e, const std::string &what,
-                                  Diag &diag) {
-  std::string subject = "attribute '" + spec.name + "' of " + what;
+                                  AttrNaming naming, Diag &diag) {
+  std::string subject =
+      naming == AttrNaming::SingleValue ? what : "attribute '" + spec.name + "' of " + what;
   auto mismatch = [&](std::string hint = {}) -> std::optional<AttrValue> {
     diag.error(e.loc, subject + " expects " + describe(spec.type) + " but got " + describeExpr(e),
                std::move(hint));
@@ -82,8 +83,13 @@ std::optional<AttrValue> evalAttr(const AttrSpec &spec, const Expr &e, const std
     value.value = intValue;
     break;
   case AttrType::Float:
-    if (!number)
+    if (!number) {
+      char *end = nullptr;
+      if (e.kind == ExprKind::String && !e.text.empty() &&
+          (std::strtod(e.text.c_str(), &end), *end == '\0'))
+        return mismatch("remove the quotes: " + e.text);
       return mismatch();
+    }
     value.value = *number;
     break;
   case AttrType::Bool:
@@ -155,6 +161,27 @@ std::vector<std::string> attrNames(const std::vector<AttrSpec> &schema) {
 
 } // namespace
 
+bool splitArgs(const std::vector<Arg> &args, std::vector<const Arg *> &positional,
+               std::vector<const Arg *> &named, Diag &diag) {
+  const Arg *firstNamed = nullptr;
+  for (const Arg &a : args) {
+    if (a.name) {
+      named.push_back(&a);
+      if (firstNamed == nullptr)
+        firstNamed = &a;
+    } else if (firstNamed != nullptr) {
+      Diagnostic d{Severity::Error, a.loc, "positional argument after a named one",
+                   {"write positional arguments first, or name this one too"}, {}};
+      d.notes.push_back({firstNamed->loc, "the first named argument"});
+      diag.report(d);
+      return false;
+    } else {
+      positional.push_back(&a);
+    }
+  }
+  return true;
+}
+
 std::string describeSchema(const std::vector<AttrSpec> &schema) {
   std::string out;
   for (const AttrSpec &a : schema) {
@@ -169,7 +196,7 @@ std::string describeSchema(const std::vector<AttrSpec> &schema) {
 std::optional<Attrs> resolveAttrs(const std::vector<AttrSpec> &schema,
                                   const std::vector<const Arg *> &positional,
                                   const std::vector<const Arg *> &named, const std::string &what,
-                                  SourceLoc callLoc, Diag &diag) {
+                                  SourceLoc callLoc, Diag &diag, AttrNaming naming) {
   bool ok = true;
   std::vector<const Arg *> given(schema.size(), nullptr);
   for (size_t i = 0; i < positional.size(); ++i) {
@@ -212,7 +239,7 @@ std::optional<Attrs> resolveAttrs(const std::vector<AttrSpec> &schema,
   for (size_t i = 0; i < schema.size(); ++i) {
     const AttrSpec &spec = schema[i];
     if (given[i] != nullptr) {
-      std::optional<AttrValue> v = evalAttr(spec, *given[i]->value, what, diag);
+      std::optional<AttrValue> v = evalAttr(spec, *given[i]->value, what, naming, diag);
       if (v)
         attrs.set(spec.name, std::move(*v));
       else
@@ -220,8 +247,11 @@ std::optional<Attrs> resolveAttrs(const std::vector<AttrSpec> &schema,
     } else if (spec.defaultValue) {
       attrs.set(spec.name, *spec.defaultValue);
     } else if (spec.required && ok) {
-      diag.error(callLoc, what + " needs attribute '" + spec.name + "' (" + spec.doc + ")",
-                 "for example " + what.substr(what.rfind(' ') + 1) + "(" + spec.name + "=…)");
+      if (naming == AttrNaming::SingleValue)
+        diag.error(callLoc, what + " needs a value (" + spec.doc + ")");
+      else
+        diag.error(callLoc, what + " needs attribute '" + spec.name + "' (" + spec.doc + ")",
+                   "for example " + what.substr(what.rfind(' ') + 1) + "(" + spec.name + "=…)");
       ok = false;
     }
   }

@@ -11,6 +11,12 @@
 
 namespace nnc {
 
+/// How attributes are named in messages: normally "attribute 'p' of
+/// dropout"; for an entry with a single value, like `epochs 10`, just
+/// "epochs".
+enum class AttrNaming { ByName, SingleValue };
+
+
 /// Resolves `positional` (in schema order) and `named` arguments against
 /// `schema` for the thing called `what` (e.g. "dense", "optimizer adam").
 /// Fills defaults; reports unknown, duplicate, missing, mistyped and
@@ -18,7 +24,13 @@ namespace nnc {
 std::optional<Attrs> resolveAttrs(const std::vector<AttrSpec> &schema,
                                   const std::vector<const Arg *> &positional,
                                   const std::vector<const Arg *> &named, const std::string &what,
-                                  SourceLoc callLoc, Diag &diag);
+                                  SourceLoc callLoc, Diag &diag,
+                                  AttrNaming naming = AttrNaming::ByName);
+
+/// Splits `args` into positional and named ones. A positional argument after
+/// a named one is an error (reported; returns false).
+bool splitArgs(const std::vector<Arg> &args, std::vector<const Arg *> &positional,
+               std::vector<const Arg *> &named, Diag &diag);
 
 /// A one-line description of a schema: `units, bias=true`.
 std::string describeSchema(const std::vector<AttrSpec> &schema);

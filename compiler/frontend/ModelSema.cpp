@@ -11,6 +11,9 @@
 #include "frontend/ModelSema.h"
 
 #include "frontend/Attributes.h"
+#include "support/Text.h"
+
+#include <algorithm>
 
 #include <map>
 #include <set>
@@ -68,6 +71,9 @@ public:
   }
 
 private:
+  /// A name in scope. A name whose definition failed is bound to
+  /// kPoisoned, so that its uses raise no further errors.
+  static constexpr int kPoisoned = -1;
   struct Binding {
     int value;
     SourceLoc loc;
@@ -110,33 +116,35 @@ private:
     bool ok = true;
     for (size_t i = 0; i < decl_.params.size(); ++i) {
       const Param &p = decl_.params[i];
+      auto fail = [&] {
+        bind(p.name, kPoisoned, true);
+        ok = false;
+      };
       if (i > 0) {
         diag_.error(p.name.loc, "model " + decl_.name.name + " takes more than one input",
                     "a model takes one input, the image; join values inside the model instead");
-        ok = false;
+        fail();
         continue;
       }
       if (p.shape.empty()) {
         diag_.error(p.shapeLoc, "input '" + p.name.name + "' has an empty shape",
                     "give the shape of one example, e.g. [1, 28, 28]");
-        ok = false;
+        fail();
         continue;
       }
-      bool dimsOk = true;
-      for (int64_t d : p.shape)
-        if (d < 1) {
-          diag_.error(p.shapeLoc, "input '" + p.name.name + "' has dimension " +
-                                      std::to_string(d) + "; every dimension must be at least 1");
-          dimsOk = false;
-          break;
-        }
-      Shape shape = Shape::batched(p.shape);
-      if (dimsOk && (!shape.elementsPerExample() || *shape.elementsPerExample() > kMaxElements)) {
-        diag_.error(p.shapeLoc, "input '" + p.name.name + "' is too large: " + shape.str());
-        dimsOk = false;
+      auto zero = std::find_if(p.shape.begin(), p.shape.end(), [](int64_t d) { return d < 1; });
+      if (zero != p.shape.end()) {
+        diag_.error(p.dimLocs[static_cast<size_t>(zero - p.shape.begin())],
+                    "input '" + p.name.name + "' has a dimension of " + std::to_string(*zero) +
+                        "; every dimension must be at least 1");
+        fail();
+        continue;
       }
-      if (!dimsOk) {
-        ok = false;
+      Shape shape = Shape::batched(p.shape);
+      if (!shape.elementsPerExample() || *shape.elementsPerExample() > kMaxElements) {
+        diag_.error(p.shapeLoc, "input '" + p.name.name + "' is too large: " + shape.str(),
+                    "a tensor may have at most 2^40 elements per example");
+        fail();
         continue;
       }
       int v = newValue(p.name.name, shape, -1, p.name.loc);
@@ -180,6 +188,8 @@ private:
         } else if (v) {
           bind(target, *v);
           model_.values[*v].name = target.name;
+        } else {
+          bind(target, kPoisoned);
         }
         break;
       }
@@ -195,7 +205,7 @@ private:
             model_.output = *v;
         } else if (v) {
           diag_.warning(s.loc, "the value of this expression is never used",
-                        "assign it to a name (h = …) and use it, or delete it");
+                        "assign it to a name and use that name, or delete it");
         }
         break;
       }
@@ -212,6 +222,8 @@ private:
   void warnUnused() {
     for (const std::string &name : order_) {
       const Binding &b = env_[name];
+      if (b.value == kPoisoned)
+        continue;
       if (!b.used && b.value != model_.output)
         diag_.warning(b.loc, std::string(b.isInput ? "input" : "value") + " '" + name +
                                  "' is never used");
@@ -266,6 +278,8 @@ private:
   std::optional<int> lookup(const Expr &e) {
     if (auto it = env_.find(e.text); it != env_.end()) {
       it->second.used = true;
+      if (it->second.value == kPoisoned)
+        return std::nullopt; // its definition was reported already
       return it->second.value;
     }
     if (auto later = laterDefinitions_.find(e.text); later != laterDefinitions_.end()) {
@@ -299,6 +313,8 @@ private:
     std::string hint = didYouMean(name, opNames(OpKind::Layer));
     if (hint.empty() && env_.count(name))
       hint = "'" + name + "' is a value; to combine values use add(" + name + ", …) or concat";
+    if (hint.empty())
+      hint = "the layers are " + joinNames(opNames(OpKind::Layer));
     diag_.error(loc, "unknown layer '" + name + "'", hint);
     return nullptr;
   }
@@ -314,8 +330,8 @@ private:
   std::optional<int> apply(const OpDef &op, std::vector<int> inputs, const std::vector<Arg> &args,
                            SourceLoc loc, const std::optional<Ident> &label) {
     std::vector<const Arg *> positional, named;
-    for (const Arg &a : args)
-      (a.name ? named : positional).push_back(&a);
+    if (!splitArgs(args, positional, named, diag_))
+      return std::nullopt;
     size_t wanted = static_cast<size_t>(op.arity);
     if (op.arity == kVariadic) { // inputs up to the first constant; attributes after
       size_t tensors = 0;
@@ -326,7 +342,16 @@ private:
     bool ok = true;
     size_t next = 0;
     while (inputs.size() < wanted && next < positional.size()) {
-      std::optional<int> v = tensor(*positional[next++]->value);
+      const Expr &arg = *positional[next++]->value;
+      if (isConstant(arg)) {
+        // `dense(10)` written as a statement: 10 lands where an input goes.
+        diag_.error(arg.loc, op.name + "'s input must be a tensor, but this is a constant",
+                    "called like a function, " + op.name +
+                        "(…) takes its inputs first; to apply it to a value write value -> " +
+                        op.name + "(…)");
+        return std::nullopt;
+      }
+      std::optional<int> v = tensor(arg);
       if (v)
         inputs.push_back(*v);
       else
@@ -381,7 +406,9 @@ private:
     std::vector<Shape> shapes;
     for (int v : inputs)
       shapes.push_back(model_.values[v].shape);
-    ShapeQuery query{shapes, attrs, name};
+    // Messages name the layer as the user wrote it: its label, else its op.
+    std::string shown = label ? label->name : op.name;
+    ShapeQuery query{shapes, attrs, shown};
     ShapeResult result = op.inferShape(query);
     if (auto *err = std::get_if<ShapeError>(&result)) {
       diag_.error(loc, err->message, err->hint);

@@ -10,7 +10,9 @@
 #include "NNLexer.h"
 #include "NNParser.h"
 #include "antlr4-runtime.h"
+#include "support/Text.h"
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 
@@ -66,13 +68,27 @@ bool checkUtf8(const SourceFile &src, uint32_t file, Diag &diag) {
   return true;
 }
 
-/// Rejects nesting deeper than kMaxNesting before ANTLR recurses into it.
-/// Strings and comments are skipped; a run of unary minus signs counts as
-/// nesting too, since each one is a level of recursion in the parser.
-bool checkNesting(const SourceFile &src, uint32_t file, Diag &diag) {
+/// Rejects, before ANTLR sees them, nesting deeper than kMaxNesting (which
+/// would recurse too deeply) and files of more than kMaxTokens tokens (which
+/// would take ANTLR more than a second or so). Strings and comments are
+/// skipped; a run of unary minus signs counts as nesting too, since each one
+/// is a level of recursion in the parser. Tokens are counted roughly: a run
+/// of letters, digits, '_' and '.' is one, a string is one, and any other
+/// character is one.
+bool prescan(const SourceFile &src, uint32_t file, Diag &diag) {
   const std::string &t = src.text();
   uint32_t line = 1, column = 1;
   int depth = 0, minusRun = 0;
+  size_t tokens = 0;
+  bool inWord = false;
+  auto countToken = [&]() {
+    if (++tokens <= kMaxTokens)
+      return true;
+    diag.error({file, line, column, 1},
+               "the file has more than " + withThousands(kMaxTokens) + " tokens",
+               "nnc reads models written by people; a file this large is probably not one");
+    return false;
+  };
   auto advance = [&](size_t &i) {
     unsigned char c = static_cast<unsigned char>(t[i]);
     if (c == '\n') {
@@ -85,7 +101,12 @@ bool checkNesting(const SourceFile &src, uint32_t file, Diag &diag) {
   };
   for (size_t i = 0; i < t.size();) {
     char c = t[i];
+    bool wordChar = std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
+    if (!wordChar)
+      inWord = false;
     if (c == '"') { // string: to the closing quote or the end of the line
+      if (!countToken())
+        return false;
       advance(i);
       while (i < t.size() && t[i] != '"' && t[i] != '\n') {
         if (t[i] == '\\' && i + 1 < t.size() && t[i + 1] != '\n')
@@ -113,13 +134,18 @@ bool checkNesting(const SourceFile &src, uint32_t file, Diag &diag) {
       }
       continue;
     }
+    bool space = c == ' ' || c == '\t' || c == '\r' || c == '\n';
+    bool arrowEnd = c == '>' && i > 0 && t[i - 1] == '-';
+    if (!space && !(wordChar && inWord) && !arrowEnd && !countToken())
+      return false;
+    inWord = wordChar;
     if (c == '(' || c == '[' || c == '{')
       ++depth;
     else if (c == ')' || c == ']' || c == '}')
       depth = depth > 0 ? depth - 1 : 0;
     if (c == '-' && !(i + 1 < t.size() && t[i + 1] == '>'))
       ++minusRun;
-    else if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+    else if (!space)
       minusRun = 0;
     if (depth + minusRun > kMaxNesting) {
       diag.error({file, line, column, 1},
@@ -166,91 +192,239 @@ SourceLoc tokenLoc(uint32_t file, Token *token) {
           static_cast<uint32_t>(token->getCharPositionInLine()) + 1, length};
 }
 
-/// ANTLR's recovery, with messages for people.
+/// ANTLR's recovery, with messages for people. ANTLR decides where input
+/// went wrong and how to resynchronize; this class decides what to say:
+///  - at most one error per declaration, since later ones in the same
+///    declaration are nearly always echoes of the first;
+///  - the unclosed bracket, when the input ends inside one;
+///  - the declaration keyword, when what follows it has the wrong form;
+///  - a note at the opening bracket when its closing one is missing.
 class ErrorStrategy : public antlr4::DefaultErrorStrategy {
 public:
   ErrorStrategy(uint32_t file, Diag &diag) : file_(file), diag_(diag) {}
 
 protected:
-  std::string expected(antlr4::Parser *parser) {
-    antlr4::misc::IntervalSet set = parser->getExpectedTokens();
-    std::vector<std::string> names;
-    for (size_t type : set.toList()) {
-      std::string name = describeTokenType(type, parser->getVocabulary());
-      if (!name.empty() && std::find(names.begin(), names.end(), name) == names.end())
-        names.push_back(name);
-    }
-    if (names.empty())
-      return "";
-    if (names.size() == 1)
-      return names[0];
-    std::string out;
-    size_t shown = std::min<size_t>(names.size(), 6);
-    for (size_t i = 0; i < shown; ++i)
-      out += (i == 0 ? "" : i + 1 == shown && shown == names.size() ? " or " : ", ") + names[i];
-    if (shown < names.size())
-      out += ", …";
-    return out;
-  }
-
-  void report(Token *at, const std::string &message, const std::string &hint = {}) {
-    SourceLoc loc = tokenLoc(file_, at);
-    if (loc.line == lastLine_ && loc.column == lastColumn_)
-      return; // one error per place
-    lastLine_ = loc.line;
-    lastColumn_ = loc.column;
-    diag_.error(loc, message, hint);
-  }
-
-  std::string hintFor(Token *at) {
-    if (at != nullptr && at->getType() == NNLexer::MODEL)
-      return "'model' is a keyword; choose another name";
-    if (at != nullptr && at->getType() == NNLexer::RETURN)
-      return "'return' is a keyword; choose another name";
-    return {};
-  }
+  enum class Kind { Unexpected, Mismatch, Missing };
 
   void reportNoViableAlternative(antlr4::Parser *parser,
                                  const antlr4::NoViableAltException &e) override {
-    Token *at = e.getOffendingToken();
-    std::string exp = expected(parser);
-    report(at, "unexpected " + describeToken(at) + (exp.empty() ? "" : "; expected " + exp),
-           hintFor(at));
+    explain(parser, e.getOffendingToken(), Kind::Unexpected);
   }
 
   void reportInputMismatch(antlr4::Parser *parser,
                            const antlr4::InputMismatchException &e) override {
-    Token *at = e.getOffendingToken();
-    report(at, "expected " + expected(parser) + " but found " + describeToken(at), hintFor(at));
+    explain(parser, e.getOffendingToken(), Kind::Mismatch);
   }
 
   void reportFailedPredicate(antlr4::Parser *parser,
                              const antlr4::FailedPredicateException &e) override {
-    report(e.getOffendingToken(), "unexpected " + describeToken(e.getOffendingToken()));
+    explain(parser, e.getOffendingToken(), Kind::Unexpected);
   }
 
   void reportUnwantedToken(antlr4::Parser *parser) override {
     if (inErrorRecoveryMode(parser))
       return;
     beginErrorCondition(parser);
-    Token *at = parser->getCurrentToken();
-    std::string exp = expected(parser);
-    report(at, "unexpected " + describeToken(at) + (exp.empty() ? "" : "; expected " + exp),
-           hintFor(at));
+    explain(parser, parser->getCurrentToken(), Kind::Unexpected);
   }
 
   void reportMissingToken(antlr4::Parser *parser) override {
     if (inErrorRecoveryMode(parser))
       return;
     beginErrorCondition(parser);
-    Token *at = parser->getCurrentToken();
-    report(at, "expected " + expected(parser) + " before " + describeToken(at));
+    explain(parser, parser->getCurrentToken(), Kind::Missing);
   }
 
 private:
+  /// Names of the expected tokens, most useful first. When any expression
+  /// may come next, its many first tokens are named "an expression".
+  std::vector<std::string> expectedNames(antlr4::Parser *parser) {
+    std::vector<std::string> names;
+    std::vector<ssize_t> types = parser->getExpectedTokens().toList();
+    auto has = [&](ssize_t t) { return std::find(types.begin(), types.end(), t) != types.end(); };
+    bool expression = has(NNLexer::IDENT) && has(NNLexer::INT) && has(NNLexer::STRING);
+    if (expression) {
+      std::vector<ssize_t> rest;
+      for (ssize_t t : types) {
+        std::string literal = parser->getVocabulary().getLiteralName(t);
+        bool starter = t == NNLexer::IDENT || t == NNLexer::INT || t == NNLexer::FLOAT ||
+                       t == NNLexer::STRING || t == NNLexer::TRUE || t == NNLexer::FALSE ||
+                       literal == "'('" || literal == "'['" || literal == "'-'";
+        if (!starter)
+          rest.push_back(t);
+      }
+      types = rest;
+    }
+    for (ssize_t type : types) {
+      std::string name = describeTokenType(static_cast<size_t>(type), parser->getVocabulary());
+      if (!name.empty() && std::find(names.begin(), names.end(), name) == names.end())
+        names.push_back(name);
+    }
+    auto rank = [](const std::string &n) {
+      static const std::vector<std::string> first{"')'", "']'", "'}'", "','", "'->'", "'{'"};
+      auto it = std::find(first.begin(), first.end(), n);
+      return it == first.end() ? first.size() : static_cast<size_t>(it - first.begin());
+    };
+    std::stable_sort(names.begin(), names.end(),
+                     [&](const std::string &a, const std::string &b) { return rank(a) < rank(b); });
+    if (expression)
+      names.push_back("an expression");
+    return names;
+  }
+
+  std::string expected(antlr4::Parser *parser) {
+    std::vector<std::string> names = expectedNames(parser);
+    if (names.size() > 6) {
+      names.resize(5);
+      std::string out;
+      for (const std::string &n : names)
+        out += n + ", ";
+      return out + "…";
+    }
+    return joinNames(names, "or");
+  }
+
+  bool expects(antlr4::Parser *parser, const std::string &literal) {
+    std::vector<std::string> names = expectedNames(parser);
+    return std::find(names.begin(), names.end(), "'" + literal + "'") != names.end();
+  }
+
+  /// The first token of the top-level declaration being parsed, or null.
+  static Token *declarationStart(antlr4::Parser *parser) {
+    antlr4::ParserRuleContext *ctx = parser->getContext();
+    while (ctx != nullptr) {
+      auto *parent = dynamic_cast<antlr4::ParserRuleContext *>(ctx->parent);
+      if (parent == nullptr)
+        return nullptr; // ctx is the file itself
+      if (dynamic_cast<NNParser::FileContext *>(parent) != nullptr)
+        return ctx->getStart();
+      ctx = parent;
+    }
+    return nullptr;
+  }
+
+  /// The default-channel token before `at`, or null.
+  static Token *previous(antlr4::Parser *parser, Token *at) {
+    antlr4::TokenStream *stream = parser->getTokenStream();
+    for (size_t i = at->getTokenIndex(); i-- > 0;)
+      if (stream->get(i)->getChannel() == Token::DEFAULT_CHANNEL)
+        return stream->get(i);
+    return nullptr;
+  }
+
+  /// The innermost bracket still open before `at`, or null.
+  static Token *unclosedBracket(antlr4::Parser *parser, Token *at) {
+    antlr4::TokenStream *stream = parser->getTokenStream();
+    std::vector<char> closers;
+    for (size_t i = at->getTokenIndex(); i-- > 0;) {
+      Token *t = stream->get(i);
+      if (t->getChannel() != Token::DEFAULT_CHANNEL)
+        continue;
+      std::string text = t->getText();
+      if (text == ")" || text == "]" || text == "}") {
+        closers.push_back(text[0]);
+      } else if (text == "(" || text == "[" || text == "{") {
+        char closer = text == "(" ? ')' : text == "[" ? ']' : '}';
+        if (closers.empty())
+          return t;
+        if (closers.back() != closer)
+          return nullptr; // mismatched already; don't guess
+        closers.pop_back();
+      }
+    }
+    return nullptr;
+  }
+
+  static std::string closerOf(Token *opener) {
+    std::string t = opener->getText();
+    return t == "(" ? ")" : t == "[" ? "]" : "}";
+  }
+
+  static bool startsExpression(Token *t) {
+    switch (t->getType()) {
+    case NNLexer::IDENT:
+    case NNLexer::INT:
+    case NNLexer::FLOAT:
+    case NNLexer::STRING:
+    case NNLexer::TRUE:
+    case NNLexer::FALSE:
+      return true;
+    default:
+      return false;
+    }
+  }
+
+  static std::string keywordHint(Token *t) {
+    if (t != nullptr && (t->getType() == NNLexer::MODEL || t->getType() == NNLexer::RETURN))
+      return "'" + t->getText() + "' is a keyword; choose another name";
+    return {};
+  }
+
+  void explain(antlr4::Parser *parser, Token *at, Kind kind) {
+    Token *decl = declarationStart(parser);
+    size_t declIndex = decl != nullptr ? decl->getTokenIndex() : SIZE_MAX;
+    bool atEnd = at->getType() == Token::EOF;
+    if (reported_ && (declIndex == lastDeclaration_ || atEnd))
+      return; // an echo of the error already reported
+    reported_ = true;
+    lastDeclaration_ = declIndex;
+
+    Diagnostic d{Severity::Error, tokenLoc(file_, at), "", {}, {}};
+    std::string found = describeToken(at);
+    Token *opener = unclosedBracket(parser, at);
+    Token *before = previous(parser, at);
+
+    // A declaration keyword followed by the wrong form.
+    std::string kw = decl != nullptr ? decl->getText() : "";
+    bool nearKeyword = decl != nullptr && at->getTokenIndex() <= decl->getTokenIndex() + 2 &&
+                       at->getText() != "{";
+    if (nearKeyword && (kw == "data" || kw == "train")) {
+      d.loc = tokenLoc(file_, decl);
+      d.message = "'" + kw + "' is followed by a block";
+      d.hints.push_back(kw == "data" ? "write data { path \"…\", batch 64 }"
+                                     : "write train { epochs 10, seed 42 }");
+    } else if (nearKeyword && (kw == "loss" || kw == "optimizer" || kw == "schedule")) {
+      d.loc = tokenLoc(file_, decl);
+      d.message = "'" + kw + "' needs a value";
+      d.hints.push_back(kw == "loss"        ? "for example: loss cross_entropy"
+                        : kw == "optimizer" ? "for example: optimizer adam(lr=1e-3)"
+                                            : "for example: schedule step(every=5, gamma=0.1)");
+    } else if (atEnd && opener != nullptr) {
+      d.message = "expected '" + closerOf(opener) + "' before end of file";
+      d.notes.push_back({tokenLoc(file_, opener), "to match this '" + opener->getText() + "'"});
+    } else if (kind != Kind::Unexpected && expects(parser, ")") && opener != nullptr &&
+               opener->getText() == "(" && startsExpression(at)) {
+      d.message = "expected ',' or ')' before " + found;
+      d.hints.push_back("separate arguments with commas");
+    } else {
+      std::string exp = expected(parser);
+      switch (kind) {
+      case Kind::Unexpected:
+        d.message = "unexpected " + found + (exp.empty() ? "" : "; expected " + exp);
+        break;
+      case Kind::Mismatch:
+        d.message = "expected " + exp + " but found " + found;
+        break;
+      case Kind::Missing:
+        d.message = "expected " + exp + " before " + found;
+        break;
+      }
+      if (kind != Kind::Unexpected && opener != nullptr && expects(parser, closerOf(opener)))
+        d.notes.push_back({tokenLoc(file_, opener), "to match this '" + opener->getText() + "'"});
+      // `model model(…)`, `return = …`: a keyword where a name belongs.
+      std::string hint = keywordHint(at);
+      if (hint.empty() && (at->getText() == "=" || at->getText() == ":"))
+        hint = keywordHint(before);
+      if (!hint.empty())
+        d.hints.push_back(hint);
+    }
+    diag_.report(d);
+  }
+
   uint32_t file_;
   Diag &diag_;
-  uint32_t lastLine_ = 0, lastColumn_ = 0;
+  bool reported_ = false;
+  size_t lastDeclaration_ = 0;
 };
 
 /// Reports the tokens the lexer put on the hidden channel as mistakes.
@@ -261,6 +435,12 @@ void reportLexicalErrors(antlr4::CommonTokenStream &tokens, uint32_t file, Diag 
     case NNLexer::UNTERMINATED_STRING:
       diag.error(loc, "unterminated string", "a string ends with '\"' on the line it starts");
       break;
+    case NNLexer::SINGLE_QUOTED: {
+      std::string text = token->getText();
+      diag.error(loc, "strings are written in double quotes",
+                 "write \"" + text.substr(1, text.size() - 2) + "\"");
+      break;
+    }
     case NNLexer::UNTERMINATED_COMMENT:
       loc.length = 2;
       diag.error(loc, "unterminated /* comment", "close it with '*/'");
@@ -275,12 +455,8 @@ void reportLexicalErrors(antlr4::CommonTokenStream &tokens, uint32_t file, Diag 
       } else {
         shown = "'" + text + "'";
       }
-      std::string hint;
-      if (text == "'")
-        hint = "strings use double quotes: \"…\"";
-      else if (text == "-")
-        hint = "a layer chain is written with '->'";
-      diag.error(loc, "unexpected character " + shown, hint);
+      diag.error(loc, "unexpected character " + shown,
+                 text == "'" ? "strings are written in double quotes: \"…\"" : "");
       break;
     }
     default:
@@ -360,16 +536,38 @@ public:
         param.name = ident(p->ident());
         if (p->shape() != nullptr) {
           param.shapeLoc = loc(p->shape());
-          for (antlr4::tree::TerminalNode *dim : p->shape()->INT())
+          for (antlr4::tree::TerminalNode *dim : p->shape()->INT()) {
             param.shape.push_back(integer(dim));
+            param.dimLocs.push_back(tokenLoc(file_, dim->getSymbol()));
+          }
         }
         m.params.push_back(std::move(param));
       }
     }
-    if (ctx->body() != nullptr)
-      for (NNParser::StmtContext *s : ctx->body()->stmt())
-        m.body.push_back(stmt(s));
+    if (ctx->body() != nullptr) {
+      std::vector<NNParser::StmtContext *> stmts = ctx->body()->stmt();
+      for (size_t i = 0; i < stmts.size(); ++i) {
+        if (i > 0)
+          checkSeparated(stmts[i - 1], stmts[i]);
+        m.body.push_back(stmt(stmts[i]));
+      }
+    }
     return m;
+  }
+
+  /// Statements need no separator, so `x -> flatten dense(10)` would read as
+  /// two statements; on one line, that is nearly always a missing '->'.
+  void checkSeparated(NNParser::StmtContext *prev, NNParser::StmtContext *next) {
+    Token *end = prev->getStop(), *start = next->getStart();
+    if (end == nullptr || start == nullptr || hasToken(prev, ";") ||
+        end->getLine() != start->getLine())
+      return;
+    if (start->getText() == "-")
+      diag_.error(tokenLoc(file_, start), "unexpected '-' after '" + end->getText() + "'",
+                  "a chain is written with '->'; a lone '-' negates what follows");
+    else
+      diag_.error(tokenLoc(file_, start), "expected '->' before " + describeToken(start),
+                  "to start another statement on this line, end the previous one with ';'");
   }
 
   Stmt stmt(NNParser::StmtContext *ctx) {
@@ -600,7 +798,7 @@ Module parseModule(const SourceManager &sources, uint32_t file, Diag &diag) {
   const SourceFile &src = sources.file(file);
   Module empty;
   empty.file = file;
-  if (!checkUtf8(src, file, diag) || !checkNesting(src, file, diag))
+  if (!checkUtf8(src, file, diag) || !prescan(src, file, diag))
     return empty;
 
   int errorsBefore = diag.errorCount();
@@ -610,6 +808,8 @@ Module parseModule(const SourceManager &sources, uint32_t file, Diag &diag) {
   antlr4::CommonTokenStream tokens(&lexer);
   tokens.fill();
   reportLexicalErrors(tokens, file, diag);
+  if (diag.errorCount() > errorsBefore)
+    return empty; // what the parser would say now would be echoes
 
   // Two stages, as ANTLR recommends: fast SLL prediction that gives up at
   // the first error, then, only if it failed, full LL with error recovery

@@ -5,9 +5,12 @@
 
 #include "frontend/Attributes.h"
 #include "frontend/ModelSema.h"
+#include "support/Text.h"
 
 #include <algorithm>
 #include <map>
+#include <set>
+#include <tuple>
 
 namespace nnc {
 namespace {
@@ -32,6 +35,9 @@ public:
 
     // Which declaration is which, and duplicates.
     const SettingDecl *loss = nullptr, *optimizer = nullptr, *schedule = nullptr;
+    // Keywords that a misspelt or misshapen declaration probably meant: no
+    // "no loss is declared" on top of "unknown declaration 'los'".
+    std::set<std::string> attempted;
     for (const SettingDecl &s : module_.settings) {
       const std::string &kw = s.keyword.name;
       const SettingDecl **slot = kw == "loss" ? &loss
@@ -40,7 +46,7 @@ public:
                                                      : nullptr;
       if (slot == nullptr) {
         ok = false;
-        unknownDeclaration(s.keyword, findConfigBlock(kw) != nullptr);
+        attempted.insert(unknownDeclaration(s.keyword, Form::Setting));
         continue;
       }
       if (*slot != nullptr) {
@@ -54,7 +60,7 @@ public:
     for (const ConfigDecl &c : module_.configs) {
       if (findConfigBlock(c.keyword.name) == nullptr) {
         ok = false;
-        unknownDeclaration(c.keyword, false);
+        attempted.insert(unknownDeclaration(c.keyword, Form::Block));
         continue;
       }
       auto [it, inserted] = blocks.emplace(c.keyword.name, &c);
@@ -66,9 +72,14 @@ public:
 
     // The model.
     std::optional<Model> model;
+    if (module_.models.empty() && module_.configs.empty() && module_.settings.empty()) {
+      diag_.error(SourceLoc{module_.file, 1, 1, 1}, "the file declares nothing",
+                  "a .nn file declares at least a model, a loss and an optimizer; see "
+                  "examples/mnist.nn");
+      return std::nullopt;
+    }
     if (module_.models.empty()) {
-      SourceLoc start{module_.file, 1, 1, 1};
-      diag_.error(start, "no model is declared",
+      diag_.error(firstDeclaration(), "no model is declared",
                   "declare one, e.g. model Net(x: [1, 28, 28]) { x -> flatten -> dense(10) }");
       ok = false;
     } else {
@@ -84,11 +95,11 @@ public:
     }
 
     // Loss, optimizer, schedule.
-    SourceLoc anchor = module_.models.empty() ? SourceLoc{module_.file, 1, 1, 1}
-                                              : module_.models[0].name.loc;
+    SourceLoc anchor = module_.models.empty() ? firstDeclaration() : module_.models[0].name.loc;
     std::string modelName = module_.models.empty() ? "" : " for model " + module_.models[0].name.name;
     if (loss == nullptr) {
-      diag_.error(anchor, "no loss is declared" + modelName,
+      if (!attempted.count("loss"))
+        diag_.error(anchor, "no loss is declared" + modelName,
                   "add a line such as: loss cross_entropy");
       ok = false;
     } else if (auto l = checkLoss(*loss, model ? &*model : nullptr)) {
@@ -97,7 +108,8 @@ public:
       ok = false;
     }
     if (optimizer == nullptr) {
-      diag_.error(anchor, "no optimizer is declared" + modelName,
+      if (!attempted.count("optimizer"))
+        diag_.error(anchor, "no optimizer is declared" + modelName,
                   "add a line such as: optimizer adam(lr=1e-3)");
       ok = false;
     } else if (auto o = checkSetting(*optimizer, optimizerTable(), "optimizer")) {
@@ -129,16 +141,46 @@ public:
   }
 
 private:
-  void unknownDeclaration(const Ident &keyword, bool isBlockKeyword) {
-    if (isBlockKeyword) {
-      diag_.error(keyword.loc, "'" + keyword.name + "' is followed by a block",
-                  "write " + keyword.name + " { … }");
-      return;
+  enum class Form { Setting, Block };
+
+  /// Reports a declaration that is not one, and returns the keyword it
+  /// probably meant (or "").
+  std::string unknownDeclaration(const Ident &keyword, Form form) {
+    const std::string &kw = keyword.name;
+    if (form == Form::Setting && findConfigBlock(kw) != nullptr) {
+      diag_.error(keyword.loc, "'" + kw + "' is followed by a block", "write " + kw + " { … }");
+      return kw;
     }
-    std::string hint = didYouMean(keyword.name, declarationKeywords());
-    if (hint.empty())
-      hint = "a .nn file declares model, data, train, loss, optimizer and schedule";
-    diag_.error(keyword.loc, "unknown declaration '" + keyword.name + "'", hint);
+    if (form == Form::Block && (kw == "loss" || kw == "optimizer" || kw == "schedule")) {
+      const char *example = kw == "loss"        ? "loss cross_entropy"
+                            : kw == "optimizer" ? "optimizer adam(lr=1e-3)"
+                                                : "schedule step(every=5, gamma=0.1)";
+      diag_.error(keyword.loc, "'" + kw + "' is not a block", std::string("write: ") + example);
+      return kw;
+    }
+    std::string meant = closestMatch(kw, declarationKeywords());
+    diag_.error(keyword.loc, "unknown declaration '" + kw + "'",
+                meant.empty() ? "a .nn file declares " + joinNames(declarationKeywords())
+                              : "did you mean '" + meant + "'?");
+    return meant;
+  }
+
+  /// Where to report what the file as a whole lacks: its first declaration.
+  SourceLoc firstDeclaration() const {
+    SourceLoc first{module_.file, 1, 1, 1};
+    bool found = false;
+    auto consider = [&](SourceLoc l) {
+      if (!found || std::tie(l.line, l.column) < std::tie(first.line, first.column))
+        first = l;
+      found = true;
+    };
+    for (const ModelDecl &m : module_.models)
+      consider(m.loc);
+    for (const ConfigDecl &c : module_.configs)
+      consider(c.keyword.loc);
+    for (const SettingDecl &s : module_.settings)
+      consider(s.keyword.loc);
+    return first;
   }
 
   void duplicate(const Ident &keyword, SourceLoc first) {
@@ -153,12 +195,6 @@ private:
       if (a.defaultValue)
         attrs.set(a.name, *a.defaultValue);
     return attrs;
-  }
-
-  static void splitArgs(const std::vector<Arg> &args, std::vector<const Arg *> &positional,
-                        std::vector<const Arg *> &named) {
-    for (const Arg &a : args)
-      (a.name ? named : positional).push_back(&a);
   }
 
   bool rejectLabel(const Stage &value, const std::string &keyword) {
@@ -182,7 +218,8 @@ private:
       return std::nullopt;
     }
     std::vector<const Arg *> positional, named;
-    splitArgs(value.args, positional, named);
+    if (!splitArgs(value.args, positional, named, diag_))
+      return std::nullopt;
     std::optional<Attrs> attrs =
         resolveAttrs(op->attrs, positional, named, op->name, value.callee.loc, diag_);
     if (!attrs)
@@ -211,16 +248,14 @@ private:
       for (const SettingDef &d : table)
         names.push_back(d.name);
       std::string hint = didYouMean(value.callee.name, names);
-      if (hint.empty()) {
-        hint = "the " + keyword + "s are";
-        for (size_t i = 0; i < names.size(); ++i)
-          hint += (i == 0 ? " " : i + 1 == names.size() ? " and " : ", ") + names[i];
-      }
+      if (hint.empty())
+        hint = "the " + keyword + "s are " + joinNames(names);
       diag_.error(value.callee.loc, "unknown " + keyword + " '" + value.callee.name + "'", hint);
       return std::nullopt;
     }
     std::vector<const Arg *> positional, named;
-    splitArgs(value.args, positional, named);
+    if (!splitArgs(value.args, positional, named, diag_))
+      return std::nullopt;
     std::optional<Attrs> attrs = resolveAttrs(def->attrs, positional, named,
                                               keyword + " " + def->name, value.callee.loc, diag_);
     if (!attrs)
@@ -234,12 +269,27 @@ private:
     return Applied{def->name, *attrs, value.callee.loc};
   }
 
+  /// How to write entry `def`: `shuffle or shuffle false`, `batch 64`.
+  static std::string exampleOf(const ConfigItemDef &def) {
+    if (def.attrs.empty())
+      return def.name;
+    const AttrSpec &first = def.attrs.front();
+    if (first.type == AttrType::Bool)
+      return def.name + " or " + def.name + " false";
+    if (first.defaultValue)
+      return def.name + " " + first.defaultValue->str();
+    return def.name + " followed by " + describe(first.type);
+  }
+
   /// Checks `items` against `defs`; entries not written are left out.
   bool checkItems(const std::vector<ConfigItemDef> &defs, const std::vector<Item> &items,
                   const std::string &where, std::vector<ResolvedItem> &out) {
     bool ok = true;
     std::map<std::string, SourceLoc> seen;
+    const Item *skip = nullptr;
     for (const Item &item : items) {
+      if (&item == skip)
+        continue;
       auto def = std::find_if(defs.begin(), defs.end(),
                               [&](const ConfigItemDef &d) { return d.name == item.name.name; });
       if (def == defs.end()) {
@@ -247,11 +297,8 @@ private:
         for (const ConfigItemDef &d : defs)
           names.push_back(d.name);
         std::string hint = didYouMean(item.name.name, names);
-        if (hint.empty()) {
-          hint = "the entries of " + where + " are";
-          for (size_t i = 0; i < names.size(); ++i)
-            hint += (i == 0 ? " " : ", ") + names[i];
-        }
+        if (hint.empty())
+          hint = "the entries of " + where + " are " + joinNames(names);
         diag_.error(item.name.loc, "unknown entry '" + item.name.name + "' in " + where, hint);
         ok = false;
         continue;
@@ -266,17 +313,30 @@ private:
       resolved.loc = item.name.loc;
       if (item.hasBlock && def->children.empty()) {
         diag_.error(item.name.loc, "'" + item.name.name + "' takes no block",
-                    "write " + item.name.name + " " +
-                        (def->attrs.empty() ? "alone" : "followed by its value"));
+                    "write " + exampleOf(*def));
         ok = false;
         continue;
       }
       if (!def->children.empty()) {
         if (!item.hasBlock || !item.args.empty()) {
+          // `augment flip` reads as two entries; take the second as meant inside.
+          const Item *next = &item + 1 != &*items.end() ? &item + 1 : nullptr;
+          bool swallowed = next != nullptr && !item.hasBlock && item.args.empty() &&
+                           next->name.loc.line == item.name.loc.line &&
+                           std::any_of(def->children.begin(), def->children.end(),
+                                       [&](const ConfigItemDef &c) {
+                                         return c.name == next->name.name;
+                                       });
+          std::vector<std::string> children;
+          for (const ConfigItemDef &c : def->children)
+            children.push_back(c.name);
           diag_.error(item.name.loc, "'" + item.name.name + "' takes a block of entries",
-                      "for example " + item.name.name + " { " + def->children.front().name +
-                          " }");
+                      swallowed ? "write " + item.name.name + " { " + next->name.name + " }"
+                                : "write " + item.name.name + " { … } with entries among " +
+                                      joinNames(children, "or"));
           ok = false;
+          if (swallowed)
+            skip = next;
           continue;
         }
         ok = checkItems(def->children, item.children, item.name.name, resolved.children) && ok;
@@ -284,9 +344,13 @@ private:
         continue;
       }
       std::vector<const Arg *> positional, named;
-      splitArgs(item.args, positional, named);
-      std::optional<Attrs> attrs =
-          resolveAttrs(def->attrs, positional, named, item.name.name, item.name.loc, diag_);
+      if (!splitArgs(item.args, positional, named, diag_)) {
+        ok = false;
+        continue;
+      }
+      AttrNaming naming = def->attrs.size() == 1 ? AttrNaming::SingleValue : AttrNaming::ByName;
+      std::optional<Attrs> attrs = resolveAttrs(def->attrs, positional, named, item.name.name,
+                                                item.name.loc, diag_, naming);
       if (!attrs) {
         ok = false;
         continue;
@@ -412,7 +476,10 @@ private:
 } // namespace
 
 std::optional<Program> analyze(const Module &module, const SourceManager &sources, Diag &diag) {
-  return Checker(module, sources, diag).run();
+  diag.defer();
+  std::optional<Program> program = Checker(module, sources, diag).run();
+  diag.flush();
+  return program;
 }
 
 } // namespace nnc

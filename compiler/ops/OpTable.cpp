@@ -27,8 +27,7 @@ ShapeResult denseShape(const ShapeQuery &q) {
   const Shape &in = q.inputs[0];
   if (in.rank() != 2) {
     std::string hint = in.rank() > 2 ? "insert 'flatten' before it" : "";
-    return error("dense expects one vector per example, [N, features], but " + q.layer +
-                     " gets " + in.str(),
+    return error(q.layer + " expects one vector per example, [N, features], but gets " + in.str(),
                  hint);
   }
   return Shape{{in.dims[0], q.attrs.getInt("units")}};
@@ -45,8 +44,7 @@ std::vector<ParamSpec> denseParams(const ShapeQuery &q) {
 ShapeResult flattenShape(const ShapeQuery &q) {
   const Shape &in = q.inputs[0];
   if (!in.isBatched() || in.rank() < 2)
-    return error("flatten expects a batch of tensors, [N, …], but " + q.layer + " gets " +
-                 in.str());
+    return error(q.layer + " expects a batch of tensors, [N, …], but gets " + in.str());
   std::optional<int64_t> n = in.elementsPerExample();
   if (!n)
     return error(q.layer + " would have more than 2^63 elements per example");
@@ -87,7 +85,11 @@ ShapeResult concatShape(const ShapeQuery &q) {
   Shape out = first;
   for (size_t i = 1; i < q.inputs.size(); ++i) {
     const Shape &s = q.inputs[i];
-    bool ok = s.rank() == first.rank();
+    if (s.rank() != first.rank())
+      return error(q.layer + " joins tensors of equal rank but gets " + first.str() + " and " +
+                       s.str(),
+                   "flatten or reshape one of them first");
+    bool ok = true;
     for (size_t d = 0; ok && d < s.rank(); ++d)
       ok = static_cast<int64_t>(d) == a || s.dims[d] == first.dims[d];
     if (!ok)
@@ -102,6 +104,10 @@ ShapeResult concatShape(const ShapeQuery &q) {
 
 ShapeResult matmulShape(const ShapeQuery &q) {
   const Shape &a = q.inputs[0], &b = q.inputs[1];
+  if (a.isBatched() && b.isBatched() && (a.rank() < 3 || b.rank() < 3))
+    return error(q.layer + " multiplies the last two axes of each example, but " +
+                     (a.rank() < 3 ? a : b).str() + " has only one axis per example",
+                 "for a learned linear map use dense(…)");
   if (a.rank() < 2 || b.rank() != a.rank())
     return error(q.layer + " multiplies matrices of equal rank (at least 2) but gets " + a.str() +
                  " @ " + b.str());

@@ -2,6 +2,7 @@
 #include "support/Diag.h"
 
 #include <algorithm>
+#include <tuple>
 
 namespace nnc {
 namespace {
@@ -16,29 +17,45 @@ constexpr const char *kReset = "\033[0m";
 /// Longest stretch of a source line shown in an excerpt, in code points.
 constexpr size_t kWindow = 100;
 
-/// Splits `line` into printable code points (as UTF-8 strings); tabs become
-/// one space (ANTLR counts a tab as one column) and anything unprintable or
-/// not valid UTF-8 becomes '?', so that the caret always lines up.
-std::vector<std::string> displayCells(std::string_view line) {
-  std::vector<std::string> cells;
-  for (size_t i = 0; i < line.size();) {
-    unsigned char c = static_cast<unsigned char>(line[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    bool ok = n != 0 && i + n <= line.size();
-    for (size_t k = 1; ok && k < n; ++k)
-      ok = (static_cast<unsigned char>(line[i + k]) & 0xC0) == 0x80;
-    if (!ok) {
-      cells.emplace_back("?");
-      ++i;
-      continue;
+/// Size in bytes of the UTF-8 sequence starting at `line[i]`, or 0 if it
+/// is not valid UTF-8.
+size_t sequenceLength(std::string_view line, size_t i) {
+  unsigned char c = static_cast<unsigned char>(line[i]);
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+  if (n == 0 || i + n > line.size())
+    return 0;
+  for (size_t k = 1; k < n; ++k)
+    if ((static_cast<unsigned char>(line[i + k]) & 0xC0) != 0x80)
+      return 0;
+  return n;
+}
+
+/// The printable cells [begin, end) of `line`, one per code point (as the
+/// lexer counts columns): a tab becomes one space and anything unprintable
+/// or not valid UTF-8 becomes '?', so that the caret always lines up. Only
+/// the cells asked for are built, so a 10 MB line costs one pass.
+std::string displayCells(std::string_view line, size_t begin, size_t end) {
+  std::string out;
+  size_t cell = 0;
+  for (size_t i = 0; i < line.size() && cell < end; ++cell) {
+    size_t n = sequenceLength(line, i);
+    if (cell >= begin) {
+      unsigned char c = static_cast<unsigned char>(line[i]);
+      if (n == 0 || c < 0x20 || c == 0x7f)
+        out += c == '\t' ? ' ' : '?';
+      else
+        out.append(line.substr(i, n));
     }
-    if (c == '\t')
-      cells.emplace_back(" ");
-    else if (c < 0x20 || c == 0x7f)
-      cells.emplace_back("?");
-    else
-      cells.emplace_back(line.substr(i, n));
-    i += n;
+    i += n == 0 ? 1 : n;
+  }
+  return out;
+}
+
+size_t cellCount(std::string_view line) {
+  size_t cells = 0;
+  for (size_t i = 0; i < line.size(); ++cells) {
+    size_t n = sequenceLength(line, i);
+    i += n == 0 ? 1 : n;
   }
   return cells;
 }
@@ -82,23 +99,22 @@ void Diag::printLocated(Severity severity, SourceLoc loc, const std::string &mes
        << paint(kReset) << paint(severityColor(severity)) << severityName(severity) << ": "
        << paint(kReset) << paint(kBold) << message << paint(kReset) << "\n";
 
-  std::vector<std::string> cells = displayCells(file.line(loc.line));
-  size_t caret = std::min<size_t>(loc.column - 1, cells.size());
+  std::string_view text = file.line(loc.line);
+  size_t cells = cellCount(text);
+  size_t caret = std::min<size_t>(loc.column - 1, cells);
   size_t length = std::max<uint32_t>(1, loc.length);
   // Show a window of a long line around the caret.
-  size_t begin = 0, end = cells.size();
-  if (cells.size() > kWindow) {
+  size_t begin = 0, end = cells;
+  if (cells > kWindow) {
     begin = caret > kWindow / 2 ? caret - kWindow / 2 : 0;
-    end = std::min(cells.size(), begin + kWindow);
+    end = std::min(cells, begin + kWindow);
   }
   std::string gutter = std::to_string(loc.line);
   std::string pad(std::max<size_t>(gutter.size(), 4), ' ');
   gutter.insert(0, pad.size() - gutter.size(), ' ');
 
-  out_ << " " << gutter << " | " << (begin > 0 ? "..." : "");
-  for (size_t i = begin; i < end; ++i)
-    out_ << cells[i];
-  out_ << (end < cells.size() ? "..." : "") << "\n";
+  out_ << " " << gutter << " | " << (begin > 0 ? "..." : "") << displayCells(text, begin, end)
+       << (end < cells ? "..." : "") << "\n";
 
   out_ << " " << pad << " | " << (begin > 0 ? "   " : "");
   for (size_t i = begin; i < caret; ++i)
@@ -107,18 +123,37 @@ void Diag::printLocated(Severity severity, SourceLoc loc, const std::string &mes
   out_ << paint(kGreen) << '^' << std::string(visible - 1, '~') << paint(kReset) << "\n";
 }
 
-void Diag::report(const Diagnostic &d) {
+void Diag::print(const Diagnostic &d) {
   printLocated(d.severity, d.loc, d.message);
-  std::string pad(d.loc.valid() ? 6 : 2, ' ');
-  if (!d.loc.valid() && !d.hints.empty())
-    pad = "  ";
+  // Hints line up under the excerpt's '|'.
+  std::string indent = "  ";
+  if (d.loc.valid())
+    indent = std::string(std::max<size_t>(std::to_string(d.loc.line).size(), 4) + 2, ' ') + "= ";
   for (const std::string &hint : d.hints)
-    out_ << pad << (d.loc.valid() ? "= " : "") << (color_ ? kCyan : "") << "hint: "
-         << (color_ ? kReset : "") << hint << "\n";
+    out_ << indent << (color_ ? kCyan : "") << "hint: " << (color_ ? kReset : "") << hint << "\n";
   for (const Diagnostic::Note &note : d.notes)
     printLocated(Severity::Note, note.loc, note.message);
+}
+
+void Diag::flush() {
+  std::stable_sort(deferred_.begin(), deferred_.end(), [](const Diagnostic &a, const Diagnostic &b) {
+    return std::tie(a.loc.file, a.loc.line, a.loc.column) <
+           std::tie(b.loc.file, b.loc.line, b.loc.column);
+  });
+  for (const Diagnostic &d : deferred_)
+    print(d);
+  deferred_.clear();
+  deferring_ = false;
+}
+
+void Diag::report(const Diagnostic &d) {
+  if (deferring_)
+    deferred_.push_back(d);
+  else
+    print(d);
   if (d.severity == Severity::Error) {
     if (++errors_ >= kMaxErrors) {
+      flush();
       out_ << "nnc: stopping after " << kMaxErrors << " errors\n";
       throw DiagLimitReached();
     }
@@ -147,21 +182,24 @@ void Diag::errorNoLoc(std::string message, std::string hint) {
 
 namespace {
 
+/// Optimal string alignment distance: insertions, deletions, substitutions
+/// and transpositions of neighbours ("rleu" is one edit from "relu").
 size_t editDistance(const std::string &a, const std::string &b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j)
-    row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
+  size_t n = a.size(), m = b.size();
+  std::vector<size_t> d((n + 1) * (m + 1));
+  auto at = [&](size_t i, size_t j) -> size_t & { return d[i * (m + 1) + j]; };
+  for (size_t i = 0; i <= n; ++i)
+    at(i, 0) = i;
+  for (size_t j = 0; j <= m; ++j)
+    at(0, j) = j;
+  for (size_t i = 1; i <= n; ++i)
+    for (size_t j = 1; j <= m; ++j) {
       size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + cost});
-      diagonal = up;
+      at(i, j) = std::min({at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        at(i, j) = std::min(at(i, j), at(i - 2, j - 2) + 1);
     }
-  }
-  return row[b.size()];
+  return at(n, m);
 }
 
 } // namespace

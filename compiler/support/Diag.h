@@ -53,11 +53,18 @@ public:
   /// An error that has no place in a source file (`nnc: error: …`).
   void errorNoLoc(std::string message, std::string hint = {});
 
+  /// While deferring, diagnostics are collected instead of printed, and
+  /// flush() prints them sorted by location, so that a pass that checks
+  /// things out of source order still reports top to bottom.
+  void defer() { deferring_ = true; }
+  void flush();
+
   int errorCount() const { return errors_; }
   int warningCount() const { return warnings_; }
   bool hasErrors() const { return errors_ > 0; }
 
 private:
+  void print(const Diagnostic &d);
   void printLocated(Severity severity, SourceLoc loc, const std::string &message);
 
   const SourceManager &sources_;
@@ -65,6 +72,8 @@ private:
   bool color_;
   int errors_ = 0;
   int warnings_ = 0;
+  bool deferring_ = false;
+  std::vector<Diagnostic> deferred_;
 };
 
 /// The closest of `candidates` to `word` by edit distance, or "" when none is
