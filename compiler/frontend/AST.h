@@ -93,6 +93,22 @@ struct ModelDecl {
   SourceLoc loc;
 };
 
+/// A block parameter: a constant, with an optional default: `stride=1`.
+struct BlockParam {
+  Ident name;
+  ExprPtr defaultValue; ///< null when the parameter is required
+};
+
+/// `block residual(c, stride=1)(x) { … return … }`: a reusable piece of a
+/// model, expanded where it is used.
+struct BlockDecl {
+  Ident name;
+  std::vector<BlockParam> params;
+  std::vector<Ident> inputs;
+  std::vector<Stmt> body;
+  SourceLoc loc;
+};
+
 /// An entry of a configuration block: `batch 64`, `shuffle`,
 /// `normalize(mean=0.13, std=0.31)`, `augment { flip }`. A single value is
 /// kept as one positional argument, so every entry reads like a call.
@@ -123,6 +139,7 @@ struct SettingDecl {
 struct Module {
   uint32_t file = 0;
   std::vector<ModelDecl> models;
+  std::vector<BlockDecl> blocks;
   std::vector<ConfigDecl> configs;
   std::vector<SettingDecl> settings;
 };

@@ -104,15 +104,8 @@ public:
       item(depth + 1, child);
   }
 
-  void model(const ModelDecl &m) {
-    line(1, "Model " + m.name.name, m.loc);
-    for (const Param &p : m.params) {
-      std::string shape = "[";
-      for (size_t i = 0; i < p.shape.size(); ++i)
-        shape += (i ? ", " : "") + std::to_string(p.shape[i]);
-      line(2, "Input " + p.name.name + ": " + shape + "]", p.name.loc);
-    }
-    for (const Stmt &s : m.body) {
+  void statements(const std::vector<Stmt> &body) {
+    for (const Stmt &s : body) {
       switch (s.kind) {
       case StmtKind::Assign:
         line(2, "Assign " + s.target->name, s.loc);
@@ -128,6 +121,29 @@ public:
     }
   }
 
+  void block(const BlockDecl &b) {
+    line(1, "Block " + b.name.name, b.loc);
+    for (const BlockParam &p : b.params) {
+      line(2, "Param " + p.name.name, p.name.loc);
+      if (p.defaultValue)
+        expr(3, *p.defaultValue);
+    }
+    for (const Ident &i : b.inputs)
+      line(2, "Input " + i.name, i.loc);
+    statements(b.body);
+  }
+
+  void model(const ModelDecl &m) {
+    line(1, "Model " + m.name.name, m.loc);
+    for (const Param &p : m.params) {
+      std::string shape = "[";
+      for (size_t i = 0; i < p.shape.size(); ++i)
+        shape += (i ? ", " : "") + std::to_string(p.shape[i]);
+      line(2, "Input " + p.name.name + ": " + shape + "]", p.name.loc);
+    }
+    statements(m.body);
+  }
+
 private:
   std::ostream &out_;
 };
@@ -141,9 +157,11 @@ void printAST(const Module &module, std::ostream &out) {
   std::vector<std::pair<SourceLoc, std::function<void()>>> decls;
   for (const ModelDecl &m : module.models)
     decls.emplace_back(m.loc, [&p, &m] { p.model(m); });
+  for (const BlockDecl &b : module.blocks)
+    decls.emplace_back(b.loc, [&p, &b] { p.block(b); });
   for (const ConfigDecl &c : module.configs)
     decls.emplace_back(c.loc, [&p, &c] {
-      p.line(1, "Block " + c.keyword.name + (c.label ? " " + c.label->name : ""), c.loc);
+      p.line(1, "Config " + c.keyword.name + (c.label ? " " + c.label->name : ""), c.loc);
       for (const Item &i : c.items)
         p.item(2, i);
     });

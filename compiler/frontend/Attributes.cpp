@@ -62,13 +62,29 @@ std::optional<double> numberOf(const Expr &e, bool *isInt, int64_t *intValue) {
 
 std::string fmtBound(double v) { return fmt::format("{}", v); }
 
-/// Converts `e` to a value of `spec`'s type, checking its range.
-std::optional<AttrValue> evalAttr(const AttrSpec &spec, const Expr &e, const std::string &what,
-                                  AttrNaming naming, Diag &diag) {
+/// Follows names bound in `constants` to the expressions they stand for.
+const Expr &resolve(const Expr &e, const Constants *constants) {
+  if (e.kind == ExprKind::Name && constants != nullptr)
+    if (auto it = constants->find(e.text); it != constants->end())
+      return *it->second;
+  return e;
+}
+
+/// Converts `written` to a value of `spec`'s type, checking its range.
+/// Messages point at `written`, even when it names a constant.
+std::optional<AttrValue> evalAttr(const AttrSpec &spec, const Expr &written,
+                                  const std::string &what, AttrNaming naming,
+                                  const Constants *constants, Diag &diag) {
+  const Expr &e = resolve(written, constants);
   std::string subject =
       naming == AttrNaming::SingleValue ? what : "attribute '" + spec.name + "' of " + what;
   auto mismatch = [&](std::string hint = {}) -> std::optional<AttrValue> {
-    diag.error(e.loc, subject + " expects " + describe(spec.type) + " but got " + describeExpr(e),
+    std::string got = describeExpr(e);
+    if (&e != &written)
+      got += " (the value of '" + written.text + "')";
+    else if (e.kind == ExprKind::Name)
+      hint = hint.empty() ? "'" + e.text + "' is not a constant in scope" : hint;
+    diag.error(written.loc, subject + " expects " + describe(spec.type) + " but got " + got,
                std::move(hint));
     return std::nullopt;
   };
@@ -109,12 +125,13 @@ std::optional<AttrValue> evalAttr(const AttrSpec &spec, const Expr &e, const std
     if (number && isInt) {
       list.push_back(intValue);
     } else if (e.kind == ExprKind::List) {
-      for (const ExprPtr &element : e.operands) {
+      for (const ExprPtr &written : e.operands) {
+        const Expr &element = resolve(*written, constants);
         bool elementIsInt = false;
         int64_t elementValue = 0;
-        if (!numberOf(*element, &elementIsInt, &elementValue) || !elementIsInt) {
-          diag.error(element->loc, subject + " expects a list of integers but got " +
-                                       describeExpr(*element));
+        if (!numberOf(element, &elementIsInt, &elementValue) || !elementIsInt) {
+          diag.error(written->loc, subject + " expects a list of integers but got " +
+                                       describeExpr(element));
           return std::nullopt;
         }
         list.push_back(elementValue);
@@ -196,7 +213,27 @@ std::string describeSchema(const std::vector<AttrSpec> &schema) {
 std::optional<Attrs> resolveAttrs(const std::vector<AttrSpec> &schema,
                                   const std::vector<const Arg *> &positional,
                                   const std::vector<const Arg *> &named, const std::string &what,
-                                  SourceLoc callLoc, Diag &diag, AttrNaming naming) {
+                                  SourceLoc callLoc, Diag &diag, AttrNaming naming,
+                                  const Constants *constants) {
+  if (schema.size() == 1 && schema[0].type == AttrType::IntList && positional.size() > 1 &&
+      named.empty()) {
+    // reshape(1, 28, 28): the elements of the only attribute, a list.
+    std::vector<int64_t> list;
+    for (const Arg *arg : positional) {
+      const Expr &e = resolve(*arg->value, constants);
+      bool isInt = false;
+      int64_t value = 0;
+      if (!numberOf(e, &isInt, &value) || !isInt) {
+        diag.error(arg->loc, "attribute '" + schema[0].name + "' of " + what +
+                                 " is a list of integers, but this is " + describeExpr(e));
+        return std::nullopt;
+      }
+      list.push_back(value);
+    }
+    Attrs attrs;
+    attrs.set(schema[0].name, AttrValue{std::move(list)});
+    return attrs;
+  }
   bool ok = true;
   std::vector<const Arg *> given(schema.size(), nullptr);
   for (size_t i = 0; i < positional.size(); ++i) {
@@ -239,7 +276,8 @@ std::optional<Attrs> resolveAttrs(const std::vector<AttrSpec> &schema,
   for (size_t i = 0; i < schema.size(); ++i) {
     const AttrSpec &spec = schema[i];
     if (given[i] != nullptr) {
-      std::optional<AttrValue> v = evalAttr(spec, *given[i]->value, what, naming, diag);
+      std::optional<AttrValue> v =
+          evalAttr(spec, *given[i]->value, what, naming, constants, diag);
       if (v)
         attrs.set(spec.name, std::move(*v));
       else

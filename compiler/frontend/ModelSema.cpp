@@ -5,18 +5,21 @@
 //
 // Values are defined before use (so the graph has no cycles) and never
 // redefined. A layer in a chain takes the value piped into it as its first
-// input; an op called like a function takes its inputs from its positional
-// arguments. The rest of the positional arguments are attributes, in the op
-// table's order.
+// input; an op called like a function takes its inputs from its leading
+// positional arguments. The rest of the positional arguments are attributes,
+// in the op table's order.
+//
+// A block (`block residual(c)(x) { … }`) is used like a layer and expanded
+// where it is used: its body is checked again for each use, in a scope of
+// its own in which its inputs are the values it was given and its
+// parameters are the constants it was given. The layers of an expansion are
+// named after the use: `res1.conv_a`.
 #include "frontend/ModelSema.h"
 
 #include "frontend/Attributes.h"
 #include "support/Text.h"
 
 #include <algorithm>
-
-#include <map>
-#include <set>
 
 namespace nnc {
 namespace {
@@ -26,44 +29,75 @@ namespace {
 /// so that every later size computation is free of overflow.
 constexpr int64_t kMaxElements = int64_t(1) << 40;
 
-bool isConstant(const Expr &e) {
-  switch (e.kind) {
-  case ExprKind::Int:
-  case ExprKind::Float:
-  case ExprKind::String:
-  case ExprKind::Bool:
-  case ExprKind::List:
-    return true;
-  case ExprKind::Neg:
-    return isConstant(*e.operands[0]);
-  case ExprKind::Name:
-  case ExprKind::Call:
-  case ExprKind::MatMul:
-  case ExprKind::Chain:
-    return false;
+/// A name in scope. A name whose definition failed is bound to kPoisoned,
+/// so that its uses raise no further errors.
+constexpr int kPoisoned = -1;
+
+struct Binding {
+  int value;
+  SourceLoc loc;
+  bool used = false;
+  bool isInput = false;
+};
+
+/// The names visible in one body: the model's, or one expansion of a block.
+struct Scope {
+  std::string what;   ///< "model Net", "block residual"
+  std::string prefix; ///< prepended to layer names: "" or "res1."
+  std::map<std::string, Binding> values;
+  std::vector<std::string> order; ///< value names in definition order
+  Constants constants;            ///< block parameters
+  std::map<std::string, SourceLoc> laterDefinitions; ///< assigned further down
+  std::set<std::string> labels;   ///< labels written in this body
+  std::map<std::string, int> counters; ///< for automatic names, per op
+  bool warn = true; ///< report unused values (once per block, not per use)
+};
+
+/// Every label written in `body`, so that automatic names avoid them.
+std::set<std::string> labelsIn(const std::vector<Stmt> &body) {
+  std::set<std::string> labels;
+  std::vector<const Expr *> stack;
+  for (const Stmt &s : body)
+    if (s.value)
+      stack.push_back(s.value.get());
+  while (!stack.empty()) {
+    const Expr *e = stack.back();
+    stack.pop_back();
+    for (const Stage &stage : e->stages) {
+      if (stage.label)
+        labels.insert(stage.label->name);
+      for (const Arg &a : stage.args)
+        stack.push_back(a.value.get());
+    }
+    for (const ExprPtr &o : e->operands)
+      stack.push_back(o.get());
+    for (const Arg &a : e->args)
+      stack.push_back(a.value.get());
   }
-  return false;
+  return labels;
 }
 
 class ModelChecker {
 public:
-  ModelChecker(const ModelDecl &decl, Diag &diag) : decl_(decl), diag_(diag) {}
+  ModelChecker(const ModelDecl &decl, const BlockTable &blocks, std::set<std::string> &used,
+               Diag &diag)
+      : decl_(decl), blocks_(blocks), usedBlocks_(used), diag_(diag) {}
 
   std::optional<Model> run() {
     model_.name = decl_.name.name;
     model_.loc = decl_.name.loc;
-    collectLabels();
+    Scope scope;
+    scope.what = "model " + decl_.name.name;
+    scope.labels = labelsIn(decl_.body);
+    scope_ = &scope;
     bool ok = defineInputs();
-    ok = body() && ok;
-    if (!ok || failed_)
+    std::optional<int> output = body(decl_.body, decl_.name.loc);
+    if (!ok || !output || failed_)
       return std::nullopt;
-    warnUnused();
-    int64_t total = 0;
-    for (const Layer &layer : model_.layers)
-      for (const ParamInfo &p : layer.params)
-        total += p.count;
-    if (total > kMaxElements) {
-      diag_.error(model_.loc, "model " + model_.name + " has " + std::to_string(total) +
+    model_.output = *output;
+    if (model_.paramCount() > kMaxElements) {
+      diag_.error(model_.loc, "model " + model_.name + " has " +
+                                  withThousands(model_.paramCount()) +
                                   " parameters, more than the limit of 2^40");
       return std::nullopt;
     }
@@ -71,41 +105,6 @@ public:
   }
 
 private:
-  /// A name in scope. A name whose definition failed is bound to
-  /// kPoisoned, so that its uses raise no further errors.
-  static constexpr int kPoisoned = -1;
-  struct Binding {
-    int value;
-    SourceLoc loc;
-    bool used = false;
-    bool isInput = false;
-  };
-
-  /// Every label the user wrote, so that automatic names avoid them.
-  void collectLabels() {
-    std::vector<const Expr *> stack;
-    for (const Stmt &s : decl_.body)
-      if (s.value)
-        stack.push_back(s.value.get());
-    while (!stack.empty()) {
-      const Expr *e = stack.back();
-      stack.pop_back();
-      for (const Stage &stage : e->stages) {
-        if (stage.label)
-          userLabels_.insert(stage.label->name);
-        for (const Arg &a : stage.args)
-          stack.push_back(a.value.get());
-      }
-      for (const ExprPtr &o : e->operands)
-        stack.push_back(o.get());
-      for (const Arg &a : e->args)
-        stack.push_back(a.value.get());
-    }
-    for (size_t i = 0; i < decl_.body.size(); ++i)
-      if (decl_.body[i].kind == StmtKind::Assign)
-        laterDefinitions_.emplace(decl_.body[i].target->name, decl_.body[i].target->loc);
-  }
-
   bool defineInputs() {
     if (decl_.params.empty()) {
       diag_.error(decl_.name.loc, "model " + decl_.name.name + " declares no input",
@@ -160,30 +159,40 @@ private:
   }
 
   void bind(const Ident &name, int value, bool isInput = false) {
-    env_[name.name] = Binding{value, name.loc, false, isInput};
-    order_.push_back(name.name);
+    scope_->values[name.name] = Binding{value, name.loc, false, isInput};
+    scope_->order.push_back(name.name);
   }
 
-  bool body() {
+  /// Evaluates the statements of a model or block body in the current
+  /// scope; returns its output value.
+  std::optional<int> body(const std::vector<Stmt> &stmts, SourceLoc nameLoc) {
+    for (const Stmt &s : stmts)
+      if (s.kind == StmtKind::Assign)
+        scope_->laterDefinitions.emplace(s.target->name, s.target->loc);
+    std::optional<int> output;
     bool returned = false;
     bool ok = true;
-    for (size_t i = 0; i < decl_.body.size(); ++i) {
-      const Stmt &s = decl_.body[i];
+    for (size_t i = 0; i < stmts.size(); ++i) {
+      const Stmt &s = stmts[i];
       if (returned) {
         diag_.error(s.loc, "statement after 'return' is never evaluated",
                     "move it before the return, or delete it");
-        return false;
+        return std::nullopt;
       }
       std::optional<int> v = tensor(*s.value);
       switch (s.kind) {
       case StmtKind::Assign: {
         const Ident &target = *s.target;
-        laterDefinitions_.erase(target.name);
-        if (auto it = env_.find(target.name); it != env_.end()) {
+        scope_->laterDefinitions.erase(target.name);
+        if (auto it = scope_->values.find(target.name); it != scope_->values.end()) {
           Diagnostic d{Severity::Error, target.loc, "'" + target.name + "' is already defined",
                        {"values cannot be redefined; choose a new name"}, {}};
           d.notes.push_back({it->second.loc, "'" + target.name + "' was defined here"});
           diag_.report(d);
+          ok = false;
+        } else if (scope_->constants.count(target.name)) {
+          diag_.error(target.loc, "'" + target.name + "' is a parameter of " + scope_->what,
+                      "choose another name for this value");
           ok = false;
         } else if (v) {
           bind(target, *v);
@@ -195,15 +204,13 @@ private:
       }
       case StmtKind::Return:
         returned = true;
-        if (v)
-          model_.output = *v;
+        output = v;
         break;
       case StmtKind::Expr:
-        if (i + 1 == decl_.body.size()) {
+        if (i + 1 == stmts.size()) {
           returned = true;
-          if (v)
-            model_.output = *v;
-        } else if (v) {
+          output = v;
+        } else if (v && scope_->warn) {
           diag_.warning(s.loc, "the value of this expression is never used",
                         "assign it to a name and use that name, or delete it");
         }
@@ -212,22 +219,44 @@ private:
       ok = ok && v.has_value();
     }
     if (!returned && ok) {
-      diag_.error(decl_.name.loc, "model " + decl_.name.name + " has no output",
+      diag_.error(nameLoc, scope_->what + " has no output",
                   "end its body with an expression or a 'return'");
-      return false;
+      return std::nullopt;
     }
-    return ok;
+    if (!ok)
+      return std::nullopt;
+    if (scope_->warn)
+      warnUnused(*output);
+    return output;
   }
 
-  void warnUnused() {
-    for (const std::string &name : order_) {
-      const Binding &b = env_[name];
-      if (b.value == kPoisoned)
-        continue;
-      if (!b.used && b.value != model_.output)
+  void warnUnused(int output) {
+    for (const std::string &name : scope_->order) {
+      const Binding &b = scope_->values[name];
+      if (!b.used && b.value != kPoisoned && b.value != output)
         diag_.warning(b.loc, std::string(b.isInput ? "input" : "value") + " '" + name +
-                                 "' is never used");
+                                 "' of " + scope_->what + " is never used");
     }
+  }
+
+  bool isConstant(const Expr &e) const {
+    switch (e.kind) {
+    case ExprKind::Int:
+    case ExprKind::Float:
+    case ExprKind::String:
+    case ExprKind::Bool:
+    case ExprKind::List:
+      return true;
+    case ExprKind::Neg:
+      return isConstant(*e.operands[0]);
+    case ExprKind::Name:
+      return scope_->constants.count(e.text) > 0;
+    case ExprKind::Call:
+    case ExprKind::MatMul:
+    case ExprKind::Chain:
+      return false;
+    }
+    return false;
   }
 
   /// Evaluates `e` as a tensor; nullopt after an error was reported.
@@ -240,49 +269,54 @@ private:
       for (const Stage &stage : e.stages) {
         if (!v)
           return std::nullopt;
-        v = applyStage(stage, *v);
+        v = call(stage.callee, {*v}, stage.args, stage.label);
       }
       return v;
     }
-    case ExprKind::Call: {
-      const OpDef *op = layerOp(e.text, e.loc);
-      if (op == nullptr)
-        return std::nullopt;
-      return apply(*op, {}, e.args, e.loc, std::nullopt);
-    }
+    case ExprKind::Call:
+      return call(Ident{e.text, e.loc}, {}, e.args, std::nullopt);
     case ExprKind::MatMul: {
       std::optional<int> a = tensor(*e.operands[0]);
       std::optional<int> b = tensor(*e.operands[1]);
       if (!a || !b)
         return std::nullopt;
-      return applyResolved(*findOp("matmul"), {*a, *b}, Attrs{}, e.loc, std::nullopt);
+      return applyOp(*findOp("matmul"), {*a, *b}, Attrs{}, e.loc, std::nullopt);
     }
     case ExprKind::Neg: {
+      if (isConstant(e))
+        break;
       std::optional<int> a = tensor(*e.operands[0]);
       if (!a)
         return std::nullopt;
-      return applyResolved(*findOp("neg"), {*a}, Attrs{}, e.loc, std::nullopt);
+      return applyOp(*findOp("neg"), {*a}, Attrs{}, e.loc, std::nullopt);
     }
     case ExprKind::Int:
     case ExprKind::Float:
     case ExprKind::String:
     case ExprKind::Bool:
     case ExprKind::List:
-      diag_.error(e.loc, "expected a tensor but got a constant",
-                  "constants are attributes of layers, written in their parentheses: dense(64)");
-      return std::nullopt;
+      break;
     }
+    diag_.error(e.loc, "expected a tensor but got a constant",
+                "constants are attributes of layers, written in their parentheses: dense(64)");
     return std::nullopt;
   }
 
   std::optional<int> lookup(const Expr &e) {
-    if (auto it = env_.find(e.text); it != env_.end()) {
+    if (auto it = scope_->values.find(e.text); it != scope_->values.end()) {
       it->second.used = true;
       if (it->second.value == kPoisoned)
         return std::nullopt; // its definition was reported already
       return it->second.value;
     }
-    if (auto later = laterDefinitions_.find(e.text); later != laterDefinitions_.end()) {
+    if (scope_->constants.count(e.text)) {
+      diag_.error(e.loc, "'" + e.text + "' is a parameter of " + scope_->what +
+                             ", a constant, not a tensor",
+                  "parameters go in a layer's parentheses: dense(" + e.text + ")");
+      return std::nullopt;
+    }
+    if (auto later = scope_->laterDefinitions.find(e.text);
+        later != scope_->laterDefinitions.end()) {
       Diagnostic d{Severity::Error, e.loc, "'" + e.text + "' is used before it is defined",
                    {"a model is evaluated top to bottom and its values cannot form a cycle"},
                    {}};
@@ -290,118 +324,265 @@ private:
       diag_.report(d);
       return std::nullopt;
     }
-    if (const OpDef *op = findOp(e.text); op != nullptr && op->kind == OpKind::Layer) {
+    if (const OpDef *op = findOp(e.text); (op != nullptr && op->kind == OpKind::Layer) ||
+                                          blocks_.count(e.text)) {
       diag_.error(e.loc, "'" + e.text + "' is a layer, not a value",
                   "apply it to a value with '->', e.g. x -> " + e.text);
       return std::nullopt;
     }
-    std::vector<std::string> names(order_.begin(), order_.end());
-    diag_.error(e.loc, "unknown value '" + e.text + "'", didYouMean(e.text, names));
+    diag_.error(e.loc, "unknown value '" + e.text + "'", didYouMean(e.text, scope_->order));
     return std::nullopt;
   }
 
-  /// The layer op called `name`, or null after reporting why not.
-  const OpDef *layerOp(const std::string &name, SourceLoc loc) {
-    const OpDef *op = findOp(name);
-    if (op != nullptr && op->kind == OpKind::Layer)
-      return op;
-    if (op != nullptr) {
-      diag_.error(loc, "'" + name + "' is a loss, not a layer",
-                  "declare it outside the model: loss " + name);
-      return nullptr;
-    }
-    std::string hint = didYouMean(name, opNames(OpKind::Layer));
-    if (hint.empty() && env_.count(name))
-      hint = "'" + name + "' is a value; to combine values use add(" + name + ", …) or concat";
-    if (hint.empty())
-      hint = "the layers are " + joinNames(opNames(OpKind::Layer));
-    diag_.error(loc, "unknown layer '" + name + "'", hint);
-    return nullptr;
-  }
-
-  std::optional<int> applyStage(const Stage &stage, int piped) {
-    const OpDef *op = layerOp(stage.callee.name, stage.callee.loc);
-    if (op == nullptr)
+  /// Applies the op or block `callee` to the `piped` inputs plus those among
+  /// `args`.
+  std::optional<int> call(const Ident &callee, std::vector<int> inputs,
+                          const std::vector<Arg> &args, const std::optional<Ident> &label) {
+    const OpDef *op = findOp(callee.name);
+    auto block = blocks_.find(callee.name);
+    if (op == nullptr && block == blocks_.end()) {
+      std::vector<std::string> names = opNames(OpKind::Layer);
+      for (const auto &[name, decl] : blocks_)
+        names.push_back(name);
+      std::string hint = didYouMean(callee.name, names);
+      if (hint.empty() && scope_->values.count(callee.name))
+        hint = "'" + callee.name + "' is a value; to combine values use add(" + callee.name +
+               ", …) or concat";
+      if (hint.empty())
+        hint = "the layers are " + joinNames(names);
+      diag_.error(callee.loc, "unknown layer '" + callee.name + "'", hint);
       return std::nullopt;
-    return apply(*op, {piped}, stage.args, stage.callee.loc, stage.label);
-  }
-
-  /// Applies `op` to the `piped` inputs plus those among `args`.
-  std::optional<int> apply(const OpDef &op, std::vector<int> inputs, const std::vector<Arg> &args,
-                           SourceLoc loc, const std::optional<Ident> &label) {
+    }
+    if (op != nullptr && op->kind == OpKind::Loss) {
+      diag_.error(callee.loc, "'" + callee.name + "' is a loss, not a layer",
+                  "declare it outside the model: loss " + callee.name);
+      return std::nullopt;
+    }
     std::vector<const Arg *> positional, named;
     if (!splitArgs(args, positional, named, diag_))
       return std::nullopt;
-    size_t wanted = static_cast<size_t>(op.arity);
-    if (op.arity == kVariadic) { // inputs up to the first constant; attributes after
+    int arity = op != nullptr ? op->arity : static_cast<int>(block->second->inputs.size());
+    size_t next = 0;
+    if (!collectInputs(callee, arity, inputs, positional, next))
+      return std::nullopt;
+    std::vector<const Arg *> rest(positional.begin() + static_cast<long>(next), positional.end());
+    if (op == nullptr)
+      return expand(*block->second, callee, inputs, rest, named, label);
+    std::optional<Attrs> attrs = resolveAttrs(op->attrs, rest, named, op->name, callee.loc, diag_,
+                                              AttrNaming::ByName, &scope_->constants);
+    if (!attrs)
+      return std::nullopt;
+    return applyOp(*op, inputs, *attrs, callee.loc, label);
+  }
+
+  /// Takes inputs from the leading positional arguments until `inputs`
+  /// has `arity` of them (for a variadic op: until the first constant).
+  bool collectInputs(const Ident &callee, int arity, std::vector<int> &inputs,
+                     const std::vector<const Arg *> &positional, size_t &next) {
+    size_t wanted = static_cast<size_t>(std::max(arity, 0));
+    if (arity == kVariadic) {
       size_t tensors = 0;
       while (tensors < positional.size() && !isConstant(*positional[tensors]->value))
         ++tensors;
       wanted = inputs.size() + tensors;
     }
-    bool ok = true;
-    size_t next = 0;
+    if (arity == 0 && !inputs.empty()) {
+      diag_.error(callee.loc, callee.name + " takes no input; it makes a tensor",
+                  "use it on its own: " + callee.name + "(2, 3)");
+      return false;
+    }
     while (inputs.size() < wanted && next < positional.size()) {
       const Expr &arg = *positional[next++]->value;
       if (isConstant(arg)) {
         // `dense(10)` written as a statement: 10 lands where an input goes.
-        diag_.error(arg.loc, op.name + "'s input must be a tensor, but this is a constant",
-                    "called like a function, " + op.name +
+        diag_.error(arg.loc, callee.name + "'s input must be a tensor, but this is a constant",
+                    "called like a function, " + callee.name +
                         "(…) takes its inputs first; to apply it to a value write value -> " +
-                        op.name + "(…)");
-        return std::nullopt;
+                        callee.name + "(…)");
+        return false;
       }
       std::optional<int> v = tensor(arg);
-      if (v)
-        inputs.push_back(*v);
-      else
-        ok = false;
+      if (!v)
+        return false;
+      inputs.push_back(*v);
     }
-    if (!ok)
-      return std::nullopt;
-    if (op.arity == kVariadic ? inputs.size() < 2 : inputs.size() < wanted) {
-      std::string count = op.arity == kVariadic ? "at least 2" : std::to_string(op.arity);
-      diag_.error(loc, op.name + " takes " + count + " input" + (wanted == 1 ? "" : "s") +
-                           " but gets " + std::to_string(inputs.size()),
-                   op.arity == 2 ? "for example " + op.name + "(a, b), or a -> " + op.name + "(b)"
-                                 : "");
-      return std::nullopt;
+    bool enough = arity == kVariadic ? inputs.size() >= 2 : inputs.size() >= wanted;
+    if (!enough) {
+      std::string count = arity == kVariadic ? "at least 2" : std::to_string(arity);
+      diag_.error(callee.loc, callee.name + " takes " + count + " input" +
+                                  (wanted == 1 ? "" : "s") + " but gets " +
+                                  std::to_string(inputs.size()),
+                  arity == 2 ? "for example " + callee.name + "(a, b), or a -> " + callee.name +
+                                   "(b)"
+                             : "");
+      return false;
     }
-    std::vector<const Arg *> attrArgs(positional.begin() + static_cast<long>(next),
-                                      positional.end());
-    std::optional<Attrs> attrs = resolveAttrs(op.attrs, attrArgs, named, op.name, loc, diag_);
-    if (!attrs)
-      return std::nullopt;
-    return applyResolved(op, inputs, *attrs, loc, label);
+    return true;
   }
 
-  std::string autoName(const std::string &op) {
-    int &counter = counters_[op];
+  /// A layer's full name: the label, or `op_k` avoiding labels in scope.
+  std::string layerName(const std::string &op, const std::optional<Ident> &label) {
+    if (label)
+      return scope_->prefix + label->name;
+    int &counter = scope_->counters[op];
     std::string name;
     do
       name = op + "_" + std::to_string(++counter);
-    while (userLabels_.count(name) || layerNames_.count(name));
-    return name;
+    while (scope_->labels.count(name) || layerNames_.count(scope_->prefix + name));
+    return scope_->prefix + name;
   }
 
-  std::optional<int> applyResolved(const OpDef &op, const std::vector<int> &inputs,
-                                   const Attrs &attrs, SourceLoc loc,
-                                   const std::optional<Ident> &label) {
-    std::string name;
-    if (label) {
-      if (auto it = layerNames_.find(label->name); it != layerNames_.end()) {
-        Diagnostic d{Severity::Error, label->loc, "layer name '" + label->name + "' is taken",
-                     {"every layer needs its own name; its parameters are saved under it"},
-                     {}};
-        d.notes.push_back({it->second, "'" + label->name + "' names this layer"});
-        diag_.report(d);
-        failed_ = true; // go on checking shapes; the program is wrong anyway
-      }
-      name = label->name;
-    } else {
-      name = autoName(op.name);
+  /// Claims a full layer (or block use) name; a label used twice is an error.
+  bool claimName(const std::string &name, const std::optional<Ident> &label, SourceLoc loc) {
+    auto [it, inserted] = layerNames_.emplace(name, label ? label->loc : loc);
+    if (inserted || !label)
+      return true;
+    Diagnostic d{Severity::Error, label->loc, "layer name '" + label->name + "' is taken",
+                 {"every layer needs its own name; its parameters are saved under it"},
+                 {}};
+    d.notes.push_back({it->second, "'" + label->name + "' names this layer"});
+    diag_.report(d);
+    return false;
+  }
+
+  /// Expands a use of `block`.
+  std::optional<int> expand(const BlockDecl &block, const Ident &callee,
+                            const std::vector<int> &inputs,
+                            const std::vector<const Arg *> &positional,
+                            const std::vector<const Arg *> &named,
+                            const std::optional<Ident> &label) {
+    usedBlocks_.insert(block.name.name);
+    if (std::find(expanding_.begin(), expanding_.end(), &block) != expanding_.end()) {
+      std::vector<std::string> cycle;
+      auto first = std::find(expanding_.begin(), expanding_.end(), &block);
+      for (auto it = first; it != expanding_.end(); ++it)
+        cycle.push_back((*it)->name.name);
+      cycle.push_back(block.name.name);
+      std::string path;
+      for (const std::string &n : cycle)
+        path += (path.empty() ? "" : " -> ") + n;
+      Diagnostic d{Severity::Error, callee.loc, "block '" + block.name.name + "' uses itself",
+                   {"blocks cannot be recursive: " + path}, {}};
+      d.notes.push_back({block.name.loc, "'" + block.name.name + "' is declared here"});
+      diag_.report(d);
+      return std::nullopt;
     }
-    layerNames_.emplace(name, label ? label->loc : loc);
+    std::optional<Constants> constants = bindParams(block, callee, positional, named);
+    if (!constants)
+      return std::nullopt;
+
+    std::string name = layerName(block.name.name, label);
+    if (!claimName(name, label, callee.loc))
+      failed_ = true;
+    Scope inner;
+    inner.what = "block " + block.name.name;
+    inner.prefix = name + ".";
+    inner.constants = std::move(*constants);
+    inner.labels = labelsIn(block.body);
+    inner.warn = warnedBlocks_.insert(&block).second; // warn about the body once
+    Scope *outer = scope_;
+    scope_ = &inner;
+    for (size_t i = 0; i < block.inputs.size(); ++i)
+      bind(block.inputs[i], inputs[i], true);
+    expanding_.push_back(&block);
+    diag_.pushContext({callee.loc, "in block '" + block.name.name + "' used here"});
+    std::optional<int> output = body(block.body, block.name.loc);
+    diag_.popContext();
+    expanding_.pop_back();
+    scope_ = outer;
+    return output;
+  }
+
+  /// Binds a block's parameters to the constants a use gives them.
+  std::optional<Constants> bindParams(const BlockDecl &block, const Ident &callee,
+                                      const std::vector<const Arg *> &positional,
+                                      const std::vector<const Arg *> &named) {
+    const std::string what = "block " + block.name.name;
+    std::vector<const Arg *> given(block.params.size(), nullptr);
+    if (positional.size() > block.params.size()) {
+      diag_.error(positional[block.params.size()]->loc,
+                  "too many arguments: " + what + " takes " +
+                      std::to_string(block.inputs.size()) + " input" +
+                      (block.inputs.size() == 1 ? "" : "s") + " and " +
+                      std::to_string(block.params.size()) + " parameter" +
+                      (block.params.size() == 1 ? "" : "s"));
+      return std::nullopt;
+    }
+    for (size_t i = 0; i < positional.size(); ++i)
+      given[i] = positional[i];
+    std::vector<std::string> names;
+    for (const BlockParam &p : block.params)
+      names.push_back(p.name.name);
+    for (const Arg *arg : named) {
+      auto it = std::find(names.begin(), names.end(), arg->name->name);
+      if (it == names.end()) {
+        std::string hint = didYouMean(arg->name->name, names);
+        diag_.error(arg->name->loc, what + " has no parameter '" + arg->name->name + "'",
+                    hint.empty() ? (names.empty() ? what + " takes no parameters"
+                                                  : "its parameters are " + joinNames(names))
+                                 : hint);
+        return std::nullopt;
+      }
+      size_t index = static_cast<size_t>(it - names.begin());
+      if (given[index] != nullptr) {
+        Diagnostic d{Severity::Error, arg->name->loc,
+                     "parameter '" + arg->name->name + "' is given twice", {}, {}};
+        d.notes.push_back({given[index]->loc, "first given here"});
+        diag_.report(d);
+        return std::nullopt;
+      }
+      given[index] = arg;
+    }
+    Constants constants;
+    for (size_t i = 0; i < block.params.size(); ++i) {
+      const BlockParam &p = block.params[i];
+      const Expr *value = nullptr;
+      if (given[i] != nullptr) {
+        value = constantValue(*given[i]->value);
+        if (value == nullptr)
+          return std::nullopt;
+      } else if (p.defaultValue) {
+        value = p.defaultValue.get(); // checked to be a literal where declared
+      } else {
+        diag_.error(callee.loc, what + " needs parameter '" + p.name.name + "'",
+                    "for example " + callee.name + "(" + p.name.name + "=…)");
+        return std::nullopt;
+      }
+      constants.emplace(p.name.name, value);
+    }
+    return constants;
+  }
+
+  /// The constant that `e`, an argument given for a block parameter,
+  /// stands for: a literal, or the value of a parameter of the enclosing
+  /// block. Reports anything else.
+  const Expr *constantValue(const Expr &e) {
+    if (e.kind == ExprKind::Name) {
+      if (auto it = scope_->constants.find(e.text); it != scope_->constants.end())
+        return it->second;
+      diag_.error(e.loc, "a block parameter must be a constant, but '" + e.text + "' is not one",
+                  "tensors are a block's inputs: pass them before the parameters");
+      return nullptr;
+    }
+    if (!isConstant(e)) {
+      diag_.error(e.loc, "a block parameter must be a constant",
+                  "tensors are a block's inputs: pass them before the parameters");
+      return nullptr;
+    }
+    if (e.kind == ExprKind::List)
+      for (const ExprPtr &element : e.operands)
+        if (element->kind == ExprKind::Name) {
+          diag_.error(element->loc, "a list passed to a block must be written out in numbers");
+          return nullptr;
+        }
+    return &e;
+  }
+
+  std::optional<int> applyOp(const OpDef &op, const std::vector<int> &inputs, const Attrs &attrs,
+                             SourceLoc loc, const std::optional<Ident> &label) {
+    std::string name = layerName(op.name, label);
+    if (!claimName(name, label, loc))
+      failed_ = true; // go on checking shapes; the program is wrong anyway
 
     std::vector<Shape> shapes;
     for (int v : inputs)
@@ -417,7 +598,7 @@ private:
     Shape shape = std::get<Shape>(result);
     std::optional<int64_t> elements = shape.elementsPerExample();
     if (!elements || *elements > kMaxElements) {
-      diag_.error(loc, name + "'s output " + shape.str() + " is too large",
+      diag_.error(loc, shown + "'s output " + shape.str() + " is too large",
                   "a tensor may have at most 2^40 elements per example");
       return std::nullopt;
     }
@@ -431,10 +612,10 @@ private:
       for (ParamSpec &p : op.params(query)) {
         std::optional<int64_t> count = product(p.shape);
         if (!count || *count > kMaxElements) {
-          diag_.error(loc, name + "." + p.name + " would have more than 2^40 parameters");
+          diag_.error(loc, shown + "." + p.name + " would have more than 2^40 parameters");
           return std::nullopt;
         }
-        layer.params.push_back({name + "." + p.name, std::move(p.shape), *count});
+        layer.params.push_back({name + "." + p.name, std::move(p.shape), *count, p.trainable});
       }
     }
     layer.output = newValue(name, std::move(shape), static_cast<int>(model_.layers.size()), loc);
@@ -443,28 +624,39 @@ private:
   }
 
   const ModelDecl &decl_;
+  const BlockTable &blocks_;
+  std::set<std::string> &usedBlocks_;
   Diag &diag_;
   Model model_;
+  Scope *scope_ = nullptr;
   bool failed_ = false;
-  std::map<std::string, Binding> env_;
-  std::vector<std::string> order_;               ///< names in definition order
-  std::map<std::string, SourceLoc> laterDefinitions_; ///< assigned further down
-  std::set<std::string> userLabels_;
-  std::map<std::string, SourceLoc> layerNames_;
-  std::map<std::string, int> counters_;
+  std::map<std::string, SourceLoc> layerNames_; ///< full names of layers and block uses
+  std::vector<const BlockDecl *> expanding_;     ///< blocks being expanded, outermost first
+  std::set<const BlockDecl *> warnedBlocks_;
 };
 
 } // namespace
 
-std::optional<Model> analyzeModel(const ModelDecl &decl, Diag &diag) {
-  return ModelChecker(decl, diag).run();
+std::optional<Model> analyzeModel(const ModelDecl &decl, const BlockTable &blocks,
+                                  std::set<std::string> &usedBlocks, Diag &diag) {
+  return ModelChecker(decl, blocks, usedBlocks, diag).run();
 }
 
 int64_t Model::paramCount() const {
   int64_t n = 0;
   for (const Layer &layer : layers)
     for (const ParamInfo &p : layer.params)
-      n += p.count;
+      if (p.trainable)
+        n += p.count;
+  return n;
+}
+
+int64_t Model::stateCount() const {
+  int64_t n = 0;
+  for (const Layer &layer : layers)
+    for (const ParamInfo &p : layer.params)
+      if (!p.trainable)
+        n += p.count;
   return n;
 }
 

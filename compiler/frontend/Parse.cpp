@@ -355,7 +355,8 @@ private:
   }
 
   static std::string keywordHint(Token *t) {
-    if (t != nullptr && (t->getType() == NNLexer::MODEL || t->getType() == NNLexer::RETURN))
+    if (t != nullptr && (t->getType() == NNLexer::MODEL || t->getType() == NNLexer::BLOCK ||
+                         t->getType() == NNLexer::RETURN))
       return "'" + t->getText() + "' is a keyword; choose another name";
     return {};
   }
@@ -503,6 +504,8 @@ public:
     for (NNParser::DeclContext *d : ctx->decl()) {
       if (auto *model = dynamic_cast<NNParser::ModelDeclContext *>(d)) {
         m.models.push_back(modelDecl(model));
+      } else if (auto *block = dynamic_cast<NNParser::BlockDeclContext *>(d)) {
+        m.blocks.push_back(blockDecl(block));
       } else if (auto *config = dynamic_cast<NNParser::ConfigDeclContext *>(d)) {
         ConfigDecl c;
         std::vector<NNParser::IdentContext *> names = config->ident();
@@ -544,15 +547,36 @@ public:
         m.params.push_back(std::move(param));
       }
     }
-    if (ctx->body() != nullptr) {
-      std::vector<NNParser::StmtContext *> stmts = ctx->body()->stmt();
-      for (size_t i = 0; i < stmts.size(); ++i) {
-        if (i > 0)
-          checkSeparated(stmts[i - 1], stmts[i]);
-        m.body.push_back(stmt(stmts[i]));
-      }
-    }
+    m.body = body(ctx->body());
     return m;
+  }
+
+  BlockDecl blockDecl(NNParser::BlockDeclContext *ctx) {
+    BlockDecl b;
+    b.loc = loc(ctx);
+    b.loc.length = 5;
+    b.name = ident(ctx->ident());
+    if (ctx->blockParams() != nullptr)
+      for (NNParser::BlockParamContext *p : ctx->blockParams()->blockParam())
+        b.params.push_back({ident(p->ident()), p->expr() != nullptr ? expr(p->expr()) : nullptr});
+    if (ctx->blockInputs() != nullptr)
+      for (NNParser::IdentContext *i : ctx->blockInputs()->ident())
+        b.inputs.push_back(ident(i));
+    b.body = body(ctx->body());
+    return b;
+  }
+
+  std::vector<Stmt> body(NNParser::BodyContext *ctx) {
+    std::vector<Stmt> out;
+    if (ctx == nullptr)
+      return out;
+    std::vector<NNParser::StmtContext *> stmts = ctx->stmt();
+    for (size_t i = 0; i < stmts.size(); ++i) {
+      if (i > 0)
+        checkSeparated(stmts[i - 1], stmts[i]);
+      out.push_back(stmt(stmts[i]));
+    }
+    return out;
   }
 
   /// Statements need no separator, so `x -> flatten dense(10)` would read as

@@ -27,6 +27,7 @@ struct ParamInfo {
   std::string name;
   std::vector<int64_t> shape;
   int64_t count = 0;
+  bool trainable = true; ///< false for state such as batchnorm's running mean
 };
 
 /// One op applied in the model, with a stable name.
@@ -48,7 +49,10 @@ struct Model {
   std::vector<Layer> layers; ///< in evaluation order
   int output = -1;
 
+  /// Trainable parameters, as PyTorch's sum(p.numel() for p in parameters()).
   int64_t paramCount() const;
+  /// Elements of non-trainable state (running statistics).
+  int64_t stateCount() const;
 };
 
 /// An op or setting applied with resolved attributes: `adam(lr=0.001, …)`.

@@ -72,7 +72,9 @@ public:
 
     // The model.
     std::optional<Model> model;
-    if (module_.models.empty() && module_.configs.empty() && module_.settings.empty()) {
+    BlockTable blockTable = checkBlocks();
+    if (module_.models.empty() && module_.configs.empty() && module_.settings.empty() &&
+        module_.blocks.empty()) {
       diag_.error(SourceLoc{module_.file, 1, 1, 1}, "the file declares nothing",
                   "a .nn file declares at least a model, a loss and an optimizer; see "
                   "examples/mnist.nn");
@@ -90,8 +92,13 @@ public:
         diag_.report(d);
         ok = false;
       }
-      model = analyzeModel(module_.models[0], diag_);
-      ok = ok && model.has_value();
+      std::set<std::string> used;
+      model = analyzeModel(module_.models[0], blockTable, used, diag_);
+      ok = ok && model.has_value() && !blocksFailed_;
+      if (model)
+        for (const BlockDecl &b : module_.blocks)
+          if (!used.count(b.name.name) && blockTable.count(b.name.name))
+            diag_.warning(b.name.loc, "block '" + b.name.name + "' is never used");
     }
 
     // Loss, optimizer, schedule.
@@ -141,6 +148,87 @@ public:
   }
 
 private:
+  /// Checks block declarations: unique names that are not ops, unique
+  /// parameter and input names, literal defaults.
+  BlockTable checkBlocks() {
+    BlockTable table;
+    for (const BlockDecl &b : module_.blocks) {
+      const std::string &name = b.name.name;
+      if (const OpDef *op = findOp(name)) {
+        diag_.error(b.name.loc, "block '" + name + "' has the name of a built-in " +
+                                    (op->kind == OpKind::Loss ? "loss" : "layer"),
+                    "choose another name");
+        blocksFailed_ = true;
+        continue;
+      }
+      if (auto it = table.find(name); it != table.end()) {
+        Diagnostic d{Severity::Error, b.name.loc, "block '" + name + "' is declared twice", {},
+                     {}};
+        d.notes.push_back({it->second->name.loc, "first declared here"});
+        diag_.report(d);
+        blocksFailed_ = true;
+        continue;
+      }
+      std::map<std::string, SourceLoc> names;
+      auto unique = [&](const Ident &id, const char *kind) {
+        auto [it, inserted] = names.emplace(id.name, id.loc);
+        if (inserted)
+          return true;
+        Diagnostic d{Severity::Error, id.loc,
+                     std::string(kind) + " '" + id.name + "' of block " + name +
+                         " repeats a name",
+                     {}, {}};
+        d.notes.push_back({it->second, "'" + id.name + "' is first declared here"});
+        diag_.report(d);
+        return false;
+      };
+      bool ok = true;
+      for (const BlockParam &p : b.params) {
+        ok = unique(p.name, "parameter") && ok;
+        if (p.defaultValue && !isLiteral(*p.defaultValue)) {
+          diag_.error(p.defaultValue->loc,
+                      "the default of parameter '" + p.name.name + "' must be a constant",
+                      "write a number, a string, true, false or a list of numbers");
+          ok = false;
+        }
+      }
+      for (const Ident &input : b.inputs)
+        ok = unique(input, "input") && ok;
+      if (b.inputs.empty()) {
+        diag_.error(b.name.loc, "block '" + name + "' takes no input",
+                    "declare its inputs after its parameters: block " + name + "(…)(x)");
+        ok = false;
+      }
+      if (!ok) {
+        blocksFailed_ = true;
+        continue;
+      }
+      table.emplace(name, &b);
+    }
+    return table;
+  }
+
+  static bool isLiteral(const Expr &e) {
+    switch (e.kind) {
+    case ExprKind::Int:
+    case ExprKind::Float:
+    case ExprKind::String:
+    case ExprKind::Bool:
+      return true;
+    case ExprKind::Neg:
+      return e.operands[0]->kind == ExprKind::Int || e.operands[0]->kind == ExprKind::Float;
+    case ExprKind::List:
+      return std::all_of(e.operands.begin(), e.operands.end(),
+                         [](const ExprPtr &x) { return isLiteral(*x); });
+    case ExprKind::Name:
+    case ExprKind::Call:
+    case ExprKind::MatMul:
+    case ExprKind::Chain:
+      return false;
+    }
+    return false;
+  }
+
   enum class Form { Setting, Block };
 
   /// Reports a declaration that is not one, and returns the keyword it
@@ -180,6 +268,8 @@ private:
       consider(c.keyword.loc);
     for (const SettingDecl &s : module_.settings)
       consider(s.keyword.loc);
+    for (const BlockDecl &b : module_.blocks)
+      consider(b.loc);
     return first;
   }
 
@@ -471,6 +561,7 @@ private:
   const Module &module_;
   const SourceManager &sources_;
   Diag &diag_;
+  bool blocksFailed_ = false;
 };
 
 } // namespace

@@ -5,6 +5,8 @@
 // says what to do instead.
 #include "ops/OpTable.h"
 
+#include <tuple>
+
 namespace nnc {
 namespace {
 
@@ -64,13 +66,192 @@ ShapeResult softmaxShape(const ShapeQuery &q) {
   return in;
 }
 
+/// The non-batch dimensions of `s`.
+std::vector<int64_t> perExample(const Shape &s) {
+  return s.isBatched() ? std::vector<int64_t>(s.dims.begin() + 1, s.dims.end()) : s.dims;
+}
+
+/// add, mul: equal shapes, or a batch and one unbatched tensor shaped like
+/// one example of it (a constant shared by every example).
 ShapeResult joinShape(const ShapeQuery &q) {
-  const Shape &a = q.inputs[0];
-  for (size_t i = 1; i < q.inputs.size(); ++i)
-    if (!(q.inputs[i] == a))
-      return error(q.layer + " needs inputs of the same shape but gets " + a.str() + " and " +
-                   q.inputs[i].str());
-  return a;
+  const Shape &a = q.inputs[0], &b = q.inputs[1];
+  if (a == b)
+    return a;
+  if (a.isBatched() != b.isBatched() && perExample(a) == perExample(b))
+    return a.isBatched() ? a : b;
+  return error(q.layer + " needs inputs of the same shape but gets " + a.str() + " and " +
+               b.str());
+}
+
+/// Reads a 2-D window attribute: `3` means 3×3, `[3, 5]` means 3×5.
+std::optional<std::pair<int64_t, int64_t>> pair2(const ShapeQuery &q, const char *name,
+                                                 int64_t min, ShapeError &err) {
+  const std::vector<int64_t> &v = q.attrs.getIntList(name);
+  if (v.empty() || v.size() > 2) {
+    err = error(q.layer + "'s " + name + " must be one number or two, [height, width]");
+    return std::nullopt;
+  }
+  int64_t h = v[0], w = v.size() == 2 ? v[1] : v[0];
+  if (h < min || w < min) {
+    err = error(q.layer + "'s " + name + " must be at least " + std::to_string(min) + " but is " +
+                q.attrs.get(name).str());
+    return std::nullopt;
+  }
+  return std::make_pair(h, w);
+}
+
+std::string hw(int64_t h, int64_t w) { return std::to_string(h) + "×" + std::to_string(w); }
+
+/// The window geometry shared by convolution and pooling: [N, C, H, W] in,
+/// kernel, stride and padding out of the attributes, the output size.
+struct Window {
+  int64_t channels, height, width;
+  int64_t kh, kw, sh, sw, ph, pw;
+  int64_t outHeight, outWidth;
+};
+
+std::variant<Window, ShapeError> window(const ShapeQuery &q, const std::string &strideName) {
+  const Shape &in = q.inputs[0];
+  if (!in.isBatched() || in.rank() != 4) {
+    std::string hint = in.isBatched() && in.rank() == 3
+                           ? "give the input a channel axis, e.g. x: [1, 28, 28]"
+                       : in.isBatched() && in.rank() == 2
+                           ? "reshape the vector into an image first, e.g. reshape(1, 28, 28)"
+                           : "";
+    return error(q.layer + " expects images, [N, channels, height, width], but gets " +
+                     in.str(),
+                 hint);
+  }
+  Window w{in.dims[1], in.dims[2], in.dims[3], 0, 0, 0, 0, 0, 0, 0, 0};
+  ShapeError err;
+  auto kernel = pair2(q, "kernel", 1, err);
+  if (!kernel)
+    return err;
+  std::tie(w.kh, w.kw) = *kernel;
+  if (q.attrs.has(strideName)) {
+    auto stride = pair2(q, strideName.c_str(), 1, err);
+    if (!stride)
+      return err;
+    std::tie(w.sh, w.sw) = *stride;
+  } else { // pooling: the stride defaults to the kernel, as in PyTorch
+    w.sh = w.kh;
+    w.sw = w.kw;
+  }
+  auto padding = pair2(q, "padding", 0, err);
+  if (!padding)
+    return err;
+  std::tie(w.ph, w.pw) = *padding;
+  int64_t paddedH = w.height + 2 * w.ph, paddedW = w.width + 2 * w.pw;
+  if (w.kh > paddedH || w.kw > paddedW) {
+    std::string padded = w.ph || w.pw ? " (" + hw(paddedH, paddedW) + " after padding)" : "";
+    return error("kernel " + hw(w.kh, w.kw) + " is larger than the " + hw(w.height, w.width) +
+                     " input of " + q.layer + padded,
+                 "use a smaller kernel, add padding, or downsample less before it");
+  }
+  w.outHeight = (paddedH - w.kh) / w.sh + 1;
+  w.outWidth = (paddedW - w.kw) / w.sw + 1;
+  return w;
+}
+
+ShapeResult conv2dShape(const ShapeQuery &q) {
+  auto w = window(q, "stride");
+  if (auto *err = std::get_if<ShapeError>(&w))
+    return *err;
+  const Window &g = std::get<Window>(w);
+  return Shape::batched({q.attrs.getInt("out"), g.outHeight, g.outWidth});
+}
+
+std::vector<ParamSpec> conv2dParams(const ShapeQuery &q) {
+  const Window g = std::get<Window>(window(q, "stride"));
+  int64_t out = q.attrs.getInt("out");
+  std::vector<ParamSpec> params{{"weight", {out, g.channels, g.kh, g.kw}}}; // PyTorch's OIHW
+  if (q.attrs.getBool("bias"))
+    params.push_back({"bias", {out}});
+  return params;
+}
+
+ShapeResult poolShape(const ShapeQuery &q) {
+  auto w = window(q, "stride");
+  if (auto *err = std::get_if<ShapeError>(&w))
+    return *err;
+  const Window &g = std::get<Window>(w);
+  if (2 * g.ph > g.kh || 2 * g.pw > g.kw)
+    return error(q.layer + "'s padding may be at most half its kernel",
+                 "PyTorch refuses this too: pad less or use a larger kernel");
+  return Shape::batched({g.channels, g.outHeight, g.outWidth});
+}
+
+ShapeResult batchnormShape(const ShapeQuery &q) {
+  const Shape &in = q.inputs[0];
+  if (!in.isBatched() || in.rank() < 2 || in.rank() > 4)
+    return error(q.layer + " expects [N, C], [N, C, L] or [N, C, H, W] but gets " + in.str());
+  return in;
+}
+
+std::vector<ParamSpec> batchnormParams(const ShapeQuery &q) {
+  int64_t c = q.inputs[0].dims[1];
+  return {{"weight", {c}}, {"bias", {c}}, {"running_mean", {c}, false},
+          {"running_var", {c}, false}};
+}
+
+ShapeResult reshapeShape(const ShapeQuery &q) {
+  const Shape &in = q.inputs[0];
+  std::vector<int64_t> target = q.attrs.getIntList("shape");
+  std::optional<int64_t> have = in.elementsPerExample();
+  int inferred = -1;
+  int64_t known = 1;
+  for (size_t i = 0; i < target.size(); ++i) {
+    if (target[i] == -1 && inferred < 0) {
+      inferred = static_cast<int>(i);
+    } else if (target[i] < 1) {
+      return error(q.layer + "'s shape may have positive sizes and one -1, but has " +
+                   q.attrs.get("shape").str());
+    } else if (__builtin_mul_overflow(known, target[i], &known)) {
+      return error(q.layer + "'s shape is too large");
+    }
+  }
+  if (inferred >= 0) {
+    if (*have % known != 0)
+      return error(q.layer + " cannot split " + std::to_string(*have) + " elements into " +
+                   q.attrs.get("shape").str());
+    target[static_cast<size_t>(inferred)] = *have / known;
+    known = *have;
+  }
+  if (known != *have)
+    return error(q.layer + " cannot turn " + in.str() + " (" + std::to_string(*have) +
+                     " elements per example) into " + q.attrs.get("shape").str() + " (" +
+                     std::to_string(known) + ")",
+                 "the shape is per example; the batch axis stays in front");
+  return in.isBatched() ? Shape::batched(target) : Shape{target};
+}
+
+ShapeResult transposeShape(const ShapeQuery &q) {
+  const Shape &in = q.inputs[0];
+  int64_t a = normalizeAxis(q.attrs.getInt("dim0"), in.rank());
+  int64_t b = normalizeAxis(q.attrs.getInt("dim1"), in.rank());
+  if (a < 0 || b < 0)
+    return error("dims " + std::to_string(q.attrs.getInt("dim0")) + " and " +
+                 std::to_string(q.attrs.getInt("dim1")) + " are out of range for " + q.layer +
+                 "'s input " + in.str());
+  if (in.isBatched() && (a == 0 || b == 0))
+    return error(q.layer + " cannot move the batch axis", "swap axes 1 and later");
+  Shape out = in;
+  std::swap(out.dims[static_cast<size_t>(a)], out.dims[static_cast<size_t>(b)]);
+  return out;
+}
+
+/// randn, zeros, ones: a constant tensor of the given shape, not batched.
+ShapeResult constructorShape(const ShapeQuery &q) {
+  const std::vector<int64_t> &shape = q.attrs.getIntList("shape");
+  if (shape.empty())
+    return error(q.layer + " needs a shape, e.g. " + q.layer + "(2, 3)");
+  for (int64_t d : shape)
+    if (d < 1)
+      return error(q.layer + "'s dimensions must be at least 1 but are " +
+                   q.attrs.get("shape").str());
+  if (!product(shape))
+    return error(q.layer + "'s shape is too large");
+  return Shape{shape};
 }
 
 ShapeResult concatShape(const ShapeQuery &q) {
@@ -104,6 +285,15 @@ ShapeResult concatShape(const ShapeQuery &q) {
 
 ShapeResult matmulShape(const ShapeQuery &q) {
   const Shape &a = q.inputs[0], &b = q.inputs[1];
+  if (a.isBatched() && !b.isBatched() && b.rank() == 2 && a.rank() >= 2) {
+    // A batch times one shared matrix: [N, …, k] @ [k, n] -> [N, …, n].
+    if (a.dims.back() != b.dims[0])
+      return error(q.layer + " needs the inner dimensions to agree but gets " + a.str() + " @ " +
+                   b.str());
+    Shape out = a;
+    out.dims.back() = b.dims[1];
+    return out;
+  }
   if (a.isBatched() && b.isBatched() && (a.rank() < 3 || b.rank() < 3))
     return error(q.layer + " multiplies the last two axes of each example, but " +
                      (a.rank() < 3 ? a : b).str() + " has only one axis per example",
@@ -154,6 +344,53 @@ std::vector<OpDef> buildTable() {
                denseParams});
   t.push_back({"flatten", OpKind::Layer, 1, {}, "[N, d1, d2, …] -> [N, d1·d2·…]", flattenShape,
                nullptr});
+  t.push_back({"conv2d",
+               OpKind::Layer,
+               1,
+               {required(intAttr("out", {}, "output channels", atLeast(1))),
+                required(intListAttr("kernel", {}, "kernel size: k or [kh, kw]")),
+                intListAttr("stride", std::vector<int64_t>{1}, "step: s or [sh, sw]"),
+                intListAttr("padding", std::vector<int64_t>{0}, "zeros added on each side"),
+                boolAttr("bias", true, "add a learned bias per output channel")},
+               "2-D convolution (cross-correlation) of [N, C, H, W], as torch.nn.Conv2d",
+               conv2dShape,
+               conv2dParams});
+  auto pool = [&](std::string name, std::string summary) {
+    t.push_back({std::move(name),
+                 OpKind::Layer,
+                 1,
+                 {required(intListAttr("kernel", {}, "window size: k or [kh, kw]")),
+                  optional(intListAttr("stride", {}, "step (default: the kernel)")),
+                  intListAttr("padding", std::vector<int64_t>{0}, "padding on each side")},
+                 std::move(summary),
+                 poolShape,
+                 nullptr});
+  };
+  pool("maxpool2d", "largest value in each window, as torch.nn.MaxPool2d");
+  pool("avgpool2d", "mean of each window (padding counts as zeros), as torch.nn.AvgPool2d");
+  t.push_back({"batchnorm",
+               OpKind::Layer,
+               1,
+               {floatAttr("momentum", 0.1, "weight of the newest batch in the running statistics",
+                          atLeast(0), atMost(1)),
+                floatAttr("eps", 1e-5, "added to the variance", above(0))},
+               "batch normalization over the channel axis, as torch.nn.BatchNorm1d/2d",
+               batchnormShape,
+               batchnormParams});
+  t.push_back({"reshape", OpKind::Layer, 1,
+               {required(intListAttr("shape", {}, "the new shape of one example; one -1 is inferred"))},
+               "same elements, new per-example shape", reshapeShape, nullptr});
+  t.push_back({"transpose", OpKind::Layer, 1,
+               {intAttr("dim0", -2, "first axis to swap"), intAttr("dim1", -1, "second axis to swap")},
+               "swaps two axes", transposeShape, nullptr});
+  auto constructor = [&](std::string name, std::string summary) {
+    t.push_back({std::move(name), OpKind::Layer, 0,
+                 {required(intListAttr("shape", {}, "the tensor's shape"))}, std::move(summary),
+                 constructorShape, nullptr});
+  };
+  constructor("randn", "a tensor of standard normal samples: randn(2, 3)");
+  constructor("zeros", "a tensor of zeros: zeros(2, 3)");
+  constructor("ones", "a tensor of ones: ones(2, 3)");
   activation("relu", "max(x, 0)");
   activation("sigmoid", "1 / (1 + e^-x)");
   activation("tanh", "hyperbolic tangent");

@@ -43,6 +43,7 @@ using ShapeResult = std::variant<Shape, ShapeError>;
 struct ParamSpec {
   std::string name;
   std::vector<int64_t> shape;
+  bool trainable = true; ///< false for state, like batchnorm's running statistics
 };
 
 /// Number of tensor inputs that means "two or more".

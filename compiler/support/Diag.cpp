@@ -146,7 +146,10 @@ void Diag::flush() {
   deferring_ = false;
 }
 
-void Diag::report(const Diagnostic &d) {
+void Diag::report(const Diagnostic &reported) {
+  Diagnostic d = reported;
+  for (auto it = context_.rbegin(); it != context_.rend(); ++it)
+    d.notes.push_back(*it);
   if (deferring_)
     deferred_.push_back(d);
   else

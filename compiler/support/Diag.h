@@ -46,7 +46,7 @@ public:
       : sources_(sources), out_(out), color_(color) {}
 
   /// Prints `d` at once. Throws DiagLimitReached after the kMaxErrors-th error.
-  void report(const Diagnostic &d);
+  void report(const Diagnostic &reported);
   /// Shorthand for an error with an optional hint.
   void error(SourceLoc loc, std::string message, std::string hint = {});
   void warning(SourceLoc loc, std::string message, std::string hint = {});
@@ -58,6 +58,11 @@ public:
   /// things out of source order still reports top to bottom.
   void defer() { deferring_ = true; }
   void flush();
+
+  /// Notes added to every diagnostic reported until popped, innermost
+  /// last: "in block 'residual' used here" while a block is expanded.
+  void pushContext(Diagnostic::Note note) { context_.push_back(std::move(note)); }
+  void popContext() { context_.pop_back(); }
 
   int errorCount() const { return errors_; }
   int warningCount() const { return warnings_; }
@@ -73,6 +78,7 @@ private:
   int errors_ = 0;
   int warnings_ = 0;
   bool deferring_ = false;
+  std::vector<Diagnostic::Note> context_;
   std::vector<Diagnostic> deferred_;
 };
 

@@ -113,7 +113,7 @@ TEST_CASE("values: undefined, used before defined, redefined, unused") {
   test::Compiled unused = compile(withModel("[4]", "h = x -> relu\nx -> dense(2)"));
   REQUIRE(unused.program);
   CHECK(unused.warnings == 1);
-  CHECK(mentions(unused, "warning: value 'h' is never used"));
+  CHECK(mentions(unused, "warning: value 'h' of model Net is never used"));
 }
 
 TEST_CASE("attribute mistakes") {
