@@ -395,7 +395,11 @@ private:
       const Expr &arg = *positional[next++]->value;
       if (isConstant(arg)) {
         // `dense(10)` written as a statement: 10 lands where an input goes.
-        diag_.error(arg.loc, callee.name + "'s input must be a tensor, but this is a constant",
+        std::string message =
+            wanted == 1 ? callee.name + "'s input must be a tensor, but this is a constant"
+                        : callee.name + " takes " + std::to_string(wanted) + " inputs, but input " +
+                              std::to_string(inputs.size() + 1) + " here is a constant";
+        diag_.error(arg.loc, message,
                     "called like a function, " + callee.name +
                         "(…) takes its inputs first; to apply it to a value write value -> " +
                         callee.name + "(…)");

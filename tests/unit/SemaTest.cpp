@@ -190,3 +190,75 @@ TEST_CASE("augmentations must fit the model's input") {
   CHECK(mentions(compile(program("[1, 28, 28]", "crop(24)")), "crop(24) makes 24×24 images"));
   CHECK(mentions(compile(program("[784]", "flip")), "augmentations transform images"));
 }
+
+TEST_CASE("blocks expand per use, with names prefixed by the use") {
+  test::Compiled c = compile("block mlp(units, out=8)(x) {\n"
+                             "  h = x -> a: dense(units) -> relu\n"
+                             "  return h -> dense(out)\n"
+                             "}\n" +
+                             withModel("[4]", "x -> first: mlp(16) -> mlp(units=4, out=3)"));
+  REQUIRE(c.program);
+  std::vector<std::string> names;
+  for (const Layer &l : c.program->model.layers)
+    names.push_back(l.name);
+  CHECK(names == std::vector<std::string>{"first.a", "first.relu_1", "first.dense_1",
+                                          "mlp_1.a", "mlp_1.relu_1", "mlp_1.dense_1"});
+  const Model &m = c.program->model;
+  CHECK(m.values[m.output].shape.str() == "[N, 3]");
+  CHECK(m.layers[0].params[0].name == "first.a.weight");
+  CHECK(m.layers[2].attrs.getInt("units") == 8); // the default of `out`
+  CHECK(m.paramCount() == (4 * 16 + 16) + (16 * 8 + 8) + (8 * 4 + 4) + (4 * 3 + 3));
+}
+
+TEST_CASE("blocks: parameters pass through nested uses; calls take inputs first") {
+  test::Compiled c = compile("block inner(k)(x) { x -> dense(k) }\n"
+                             "block outer(k)(x, y) { add(inner(x, k), y -> inner(k)) }\n" +
+                             withModel("[4]", "outer(x, x, 6) -> dense(2)"));
+  REQUIRE(c.program);
+  CHECK(c.program->model.layers[0].name == "outer_1.inner_1.dense_1");
+  CHECK(c.program->model.layers[0].attrs.getInt("units") == 6);
+}
+
+TEST_CASE("block mistakes") {
+  auto check = [](const std::string &blocks, const std::string &body, const std::string &text) {
+    test::Compiled c = compile(blocks + withModel("[4]", body));
+    INFO(c.diagnostics);
+    CHECK_FALSE(c.program);
+    CHECK(mentions(c, text));
+  };
+  check("block b(u)(x) { x -> b(u) }\n", "x -> b(2)", "block 'b' uses itself");
+  check("block a(u)(x) { x -> c(u) }\nblock c(u)(x) { x -> a(u) }\n", "x -> a(2)",
+        "blocks cannot be recursive: a -> c -> a");
+  check("block b(u)(x, y) { add(x, y) }\n", "x -> b(2)", "b takes 2 inputs");
+  check("block b(u)(x) { x -> dense(u) }\n", "x -> b(2, 3)", "too many arguments");
+  check("block b(units)(x) { x -> dense(units) }\n", "x -> b(unit=2)", "did you mean 'units'?");
+  check("block b(u)(x) { x -> dense(u) }\n", "x -> b", "block b needs parameter 'u'");
+  check("block dense(u)(x) { x }\n", "x -> relu", "has the name of a built-in layer");
+  check("block b(u)(x) { x -> dense(u) }\n", "x -> b(x)", "must be a constant");
+  check("block b(u)(x) { u -> relu }\n", "x -> b(2)", "'u' is a parameter of block b");
+  check("block b(u)(x) { x -> dense(u) }\n", "x -> b(2.5)",
+        "expects an integer but got the number 2.5 (the value of 'u')");
+  check("block b(u)(x) { x -> reshape(u) -> dense(2) }\n", "x -> b(3)",
+        "in block 'b' used here");
+  check("block b(u = x)(x) { x }\n", "x -> b", "must be a constant");
+  check("block b()() { zeros(2) }\n", "x -> dense(2)", "block 'b' takes no input");
+}
+
+TEST_CASE("an unused block is a warning; warnings in a block body come once") {
+  test::Compiled c = compile("block unused(u)(x) { x -> dense(u) }\n"
+                             "block b(u)(x) { h = x -> relu\n x -> dense(u) }\n" +
+                             withModel("[4]", "x -> b(2) -> b(2)"));
+  REQUIRE(c.program);
+  CHECK(c.warnings == 2);
+  CHECK(mentions(c, "warning: block 'unused' is never used"));
+  CHECK(mentions(c, "warning: value 'h' of block b is never used"));
+}
+
+TEST_CASE("the examples' convolutional models check, with PyTorch's parameter counts") {
+  test::Compiled c = compile(withModel("[1, 28, 28]",
+                                       "x -> conv2d(32, 3) -> relu -> maxpool2d(2)\n"
+                                       "  -> conv2d(64, 3) -> relu -> maxpool2d(2)\n"
+                                       "  -> flatten -> dense(128) -> relu -> dense(10)"));
+  REQUIRE(c.program);
+  CHECK(c.program->model.paramCount() == 225034);
+}
