@@ -1,7 +1,10 @@
 # RunGolden.cmake — runs nnc once and compares one output stream with a file.
 #
-#   cmake -DNNC=… -DARGS="a;b" -DEXPECTED=file -DSTREAM=stdout|stderr -DEXIT=n
+#   cmake -DNNC=… -DARGS="a;b" -DEXPECTED=file -DACTUAL=file -DSTREAM=stdout|stderr -DEXIT=n
 #         [-DOTHER_EMPTY=1] -P RunGolden.cmake        (in the test's directory)
+#
+# On a mismatch the actual output is written to ACTUAL (in the build tree) and
+# the difference is printed.
 #
 # With UPDATE_GOLDEN=1 in the environment it rewrites EXPECTED instead of
 # comparing. The exit status is always checked.
@@ -30,7 +33,7 @@ if(NOT EXISTS "${EXPECTED}")
 endif()
 file(READ "${EXPECTED}" expected)
 if(NOT "${actual}" STREQUAL "${expected}")
-  file(WRITE "${EXPECTED}.actual" "${actual}")
-  execute_process(COMMAND diff -u "${EXPECTED}" "${EXPECTED}.actual" OUTPUT_VARIABLE diff)
+  file(WRITE "${ACTUAL}" "${actual}")
+  execute_process(COMMAND diff -u "${EXPECTED}" "${ACTUAL}" OUTPUT_VARIABLE diff)
   message(FATAL_ERROR "nnc ${ARGS}: output differs from ${EXPECTED}\n${diff}")
 endif()

@@ -139,6 +139,20 @@ std::optional<AttrValue> evalAttr(const AttrSpec &spec, const Expr &written,
     } else {
       return mismatch();
     }
+    if (list.empty() || (spec.maxItems != 0 && list.size() > spec.maxItems)) {
+      diag.error(written.loc, subject + " takes " +
+                                  (spec.maxItems == 2 ? std::string("one number or two")
+                                                      : "at least one number") +
+                                  " but got " + std::to_string(list.size()),
+                 spec.maxItems == 2 ? "write k for k×k, or [height, width]" : "");
+      return std::nullopt;
+    }
+    for (int64_t element : list)
+      if (spec.min && element < spec.min->value) {
+        diag.error(written.loc, subject + " must be at least " + fmtBound(spec.min->value) +
+                                    " but is " + std::to_string(element));
+        return std::nullopt;
+      }
     value.value = std::move(list);
     break;
   }
@@ -149,7 +163,7 @@ std::optional<AttrValue> evalAttr(const AttrSpec &spec, const Expr &written,
                           (number ? fmtBound(*number) : value.str()));
     return std::nullopt;
   };
-  if (number) {
+  if (number && spec.type != AttrType::IntList) {
     if (spec.min && (spec.min->inclusive ? *number < spec.min->value : *number <= spec.min->value))
       return outOfRange(spec.min->inclusive ? "at least" : "greater than", spec.min->value);
     if (spec.max && (spec.max->inclusive ? *number > spec.max->value : *number >= spec.max->value))

@@ -193,6 +193,8 @@ private:
         } else if (scope_->constants.count(target.name)) {
           diag_.error(target.loc, "'" + target.name + "' is a parameter of " + scope_->what,
                       "choose another name for this value");
+          scope_->constants.erase(target.name); // later uses: reported already
+          bind(target, kPoisoned);
           ok = false;
         } else if (v) {
           bind(target, *v);
@@ -254,6 +256,28 @@ private:
     case ExprKind::Call:
     case ExprKind::MatMul:
     case ExprKind::Chain:
+      return false;
+    }
+    return false;
+  }
+
+  /// Whether `e` certainly denotes a tensor: a value in scope, or a
+  /// computation.
+  bool isTensor(const Expr &e) const {
+    switch (e.kind) {
+    case ExprKind::Name:
+      return scope_->values.count(e.text) > 0;
+    case ExprKind::Neg:
+      return isTensor(*e.operands[0]);
+    case ExprKind::Call:
+    case ExprKind::MatMul:
+    case ExprKind::Chain:
+      return true;
+    case ExprKind::Int:
+    case ExprKind::Float:
+    case ExprKind::String:
+    case ExprKind::Bool:
+    case ExprKind::List:
       return false;
     }
     return false;
@@ -358,14 +382,39 @@ private:
                   "declare it outside the model: loss " + callee.name);
       return std::nullopt;
     }
+    if (op == nullptr && block->second == nullptr)
+      return std::nullopt; // its declaration was reported already
     std::vector<const Arg *> positional, named;
     if (!splitArgs(args, positional, named, diag_))
       return std::nullopt;
+    if (op == nullptr)
+      for (const Arg *arg : named)
+        for (const Ident &input : block->second->inputs)
+          if (arg->name->name == input.name) {
+            diag_.error(arg->name->loc, "inputs cannot be named: '" + input.name +
+                                            "' is an input of block " + callee.name,
+                        "pass inputs first, by position, or pipe the first one in with '->'");
+            return std::nullopt;
+          }
     int arity = op != nullptr ? op->arity : static_cast<int>(block->second->inputs.size());
+    bool piped = !inputs.empty();
     size_t next = 0;
     if (!collectInputs(callee, arity, inputs, positional, next))
       return std::nullopt;
     std::vector<const Arg *> rest(positional.begin() + static_cast<long>(next), positional.end());
+    for (const Arg *arg : rest)
+      if (isTensor(*arg->value)) {
+        // `x -> dense(h)`: a tensor where attributes go.
+        size_t n = inputs.size();
+        std::string given = piped ? std::string(", and '->' already gives ") +
+                                        (n == 1 ? "it" : "the first")
+                                  : "";
+        diag_.error(arg->loc,
+                    "one input too many: " + callee.name + " takes " + std::to_string(n) +
+                        " input" + (n == 1 ? "" : "s") + given,
+                    "after the inputs come constants: attributes, or a block's parameters");
+        return std::nullopt;
+      }
     if (op == nullptr)
       return expand(*block->second, callee, inputs, rest, named, label);
     std::optional<Attrs> attrs = resolveAttrs(op->attrs, rest, named, op->name, callee.loc, diag_,
@@ -388,11 +437,15 @@ private:
     }
     if (arity == 0 && !inputs.empty()) {
       diag_.error(callee.loc, callee.name + " takes no input; it makes a tensor",
-                  "use it on its own: " + callee.name + "(2, 3)");
+                  "use it on its own, not after '->'");
       return false;
     }
     while (inputs.size() < wanted && next < positional.size()) {
       const Expr &arg = *positional[next++]->value;
+      if (arg.kind == ExprKind::Name && scope_->constants.count(arg.text)) {
+        lookup(arg); // "'c' is a parameter of block …, a constant, not a tensor"
+        return false;
+      }
       if (isConstant(arg)) {
         // `dense(10)` written as a statement: 10 lands where an input goes.
         std::string message =
@@ -400,9 +453,14 @@ private:
                         : callee.name + " takes " + std::to_string(wanted) + " inputs, but input " +
                               std::to_string(inputs.size() + 1) + " here is a constant";
         diag_.error(arg.loc, message,
-                    "called like a function, " + callee.name +
-                        "(…) takes its inputs first; to apply it to a value write value -> " +
-                        callee.name + "(…)");
+                    !inputs.empty()
+                        ? "the value piped in with '->' is input 1; give the others before the "
+                          "constants: value -> " +
+                              callee.name + "(other, …)"
+                        : "called like a function, " + callee.name +
+                              "(…) takes its inputs first; to apply it to a value write value "
+                              "-> " +
+                              callee.name + "(…)");
         return false;
       }
       std::optional<int> v = tensor(arg);
@@ -576,7 +634,8 @@ private:
     if (e.kind == ExprKind::List)
       for (const ExprPtr &element : e.operands)
         if (element->kind == ExprKind::Name) {
-          diag_.error(element->loc, "a list passed to a block must be written out in numbers");
+          diag_.error(element->loc, "a list passed to a block must be written out in numbers",
+                      "pass the elements as parameters of their own instead");
           return nullptr;
         }
     return &e;
@@ -619,7 +678,8 @@ private:
           diag_.error(loc, shown + "." + p.name + " would have more than 2^40 parameters");
           return std::nullopt;
         }
-        layer.params.push_back({name + "." + p.name, std::move(p.shape), *count, p.trainable});
+        layer.params.push_back(
+            {name + "." + p.name, std::move(p.shape), *count, p.trainable, p.init});
       }
     }
     layer.output = newValue(name, std::move(shape), static_cast<int>(model_.layers.size()), loc);

@@ -13,7 +13,9 @@
 
 namespace nnc {
 
-/// The user's blocks by name (already checked for duplicates).
+/// The user's blocks by name (already checked for duplicates). A block
+/// whose declaration was wrong maps to null: its uses are not checked, and
+/// report nothing more.
 using BlockTable = std::map<std::string, const BlockDecl *>;
 
 /// Checks one model declaration and builds its layer graph, expanding the

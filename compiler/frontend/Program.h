@@ -28,6 +28,7 @@ struct ParamInfo {
   std::vector<int64_t> shape;
   int64_t count = 0;
   bool trainable = true; ///< false for state such as batchnorm's running mean
+  Initializer init;
 };
 
 /// One op applied in the model, with a stable name.

@@ -95,10 +95,14 @@ public:
       std::set<std::string> used;
       model = analyzeModel(module_.models[0], blockTable, used, diag_);
       ok = ok && model.has_value() && !blocksFailed_;
-      if (model)
-        for (const BlockDecl &b : module_.blocks)
-          if (!used.count(b.name.name) && blockTable.count(b.name.name))
-            diag_.warning(b.name.loc, "block '" + b.name.name + "' is never used");
+      for (const BlockDecl &b : module_.blocks) {
+        auto it = blockTable.find(b.name.name);
+        if (used.count(b.name.name) || it == blockTable.end() || it->second != &b)
+          continue;
+        ok = checkCallees(b, blockTable) && ok; // what can be checked without a use
+        if (model)
+          diag_.warning(b.name.loc, "block '" + b.name.name + "' is never used");
+      }
     }
 
     // Loss, optimizer, schedule.
@@ -201,11 +205,46 @@ private:
       }
       if (!ok) {
         blocksFailed_ = true;
+        table.emplace(name, nullptr); // known, but its uses stay silent
         continue;
       }
       table.emplace(name, &b);
     }
     return table;
+  }
+
+  /// In a block that is never used, shapes cannot be checked, but the
+  /// layers it calls must exist.
+  bool checkCallees(const BlockDecl &block, const BlockTable &blocks) {
+    bool ok = true;
+    std::vector<std::string> names = opNames(OpKind::Layer);
+    for (const auto &[name, decl] : blocks)
+      names.push_back(name);
+    auto check = [&](const std::string &callee, SourceLoc loc) {
+      if (std::find(names.begin(), names.end(), callee) != names.end())
+        return;
+      diag_.error(loc, "unknown layer '" + callee + "'", didYouMean(callee, names));
+      ok = false;
+    };
+    std::vector<const Expr *> stack;
+    for (const Stmt &s : block.body)
+      stack.push_back(s.value.get());
+    while (!stack.empty()) {
+      const Expr *e = stack.back();
+      stack.pop_back();
+      if (e->kind == ExprKind::Call)
+        check(e->text, e->loc);
+      for (const Stage &stage : e->stages) {
+        check(stage.callee.name, stage.callee.loc);
+        for (const Arg &a : stage.args)
+          stack.push_back(a.value.get());
+      }
+      for (const ExprPtr &o : e->operands)
+        stack.push_back(o.get());
+      for (const Arg &a : e->args)
+        stack.push_back(a.value.get());
+    }
+    return ok;
   }
 
   static bool isLiteral(const Expr &e) {

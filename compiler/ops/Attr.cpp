@@ -103,6 +103,14 @@ AttrSpec intListAttr(std::string name, std::optional<std::vector<int64_t>> def, 
   return s;
 }
 
+AttrSpec windowAttr(std::string name, std::optional<std::vector<int64_t>> def, std::string doc,
+                    int64_t min) {
+  AttrSpec s = intListAttr(std::move(name), std::move(def), std::move(doc));
+  s.min = atLeast(static_cast<double>(min));
+  s.maxItems = 2;
+  return s;
+}
+
 AttrSpec required(AttrSpec spec) {
   spec.required = true;
   spec.defaultValue.reset();

@@ -52,6 +52,7 @@ struct AttrSpec {
   std::optional<Bound> min, max;
   std::vector<std::string> choices; ///< for strings: the allowed values
   std::string doc;                  ///< one line, for --help of the language and the REPL
+  size_t maxItems = 0;              ///< for lists: most elements (0: no limit); min/max bound each
 };
 
 /// Resolved attributes in schema order; optional ones may be absent.
@@ -85,6 +86,10 @@ AttrSpec boolAttr(std::string name, bool def, std::string doc);
 AttrSpec stringAttr(std::string name, std::optional<std::string> def, std::string doc,
                     std::vector<std::string> choices = {});
 AttrSpec intListAttr(std::string name, std::optional<std::vector<int64_t>> def, std::string doc);
+/// A 2-D window attribute of convolution and pooling: `3` or `[3, 5]`, each
+/// element at least `min`.
+AttrSpec windowAttr(std::string name, std::optional<std::vector<int64_t>> def, std::string doc,
+                    int64_t min);
 /// Marks an attribute as required (no default).
 AttrSpec required(AttrSpec spec);
 /// Marks an attribute as optional without a default (absent unless given).

@@ -5,7 +5,10 @@
 // says what to do instead.
 #include "ops/OpTable.h"
 
+#include <cmath>
 #include <tuple>
+
+#include <fmt/format.h>
 
 namespace nnc {
 namespace {
@@ -35,11 +38,17 @@ ShapeResult denseShape(const ShapeQuery &q) {
   return Shape{{in.dims[0], q.attrs.getInt("units")}};
 }
 
+/// PyTorch's default for Linear and Conv2d, weight and bias alike:
+/// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform with a = sqrt(5)).
+Initializer fanIn(int64_t fanIn) {
+  return {Initializer::Kind::Uniform, 1.0 / std::sqrt(static_cast<double>(fanIn))};
+}
+
 std::vector<ParamSpec> denseParams(const ShapeQuery &q) {
   int64_t in = q.inputs[0].dims.back(), out = q.attrs.getInt("units");
-  std::vector<ParamSpec> params{{"weight", {out, in}}}; // PyTorch's layout: [out, in]
+  std::vector<ParamSpec> params{{"weight", {out, in}, fanIn(in)}}; // PyTorch's layout: [out, in]
   if (q.attrs.getBool("bias"))
-    params.push_back({"bias", {out}});
+    params.push_back({"bias", {out}, fanIn(in)});
   return params;
 }
 
@@ -79,8 +88,14 @@ ShapeResult joinShape(const ShapeQuery &q) {
     return a;
   if (a.isBatched() != b.isBatched() && perExample(a) == perExample(b))
     return a.isBatched() ? a : b;
+  std::string hint;
+  if (a.isBatched() != b.isBatched())
+    hint = "a tensor without a batch axis is shared by every example and must have the shape "
+           "of one example, " +
+           Shape{perExample(a.isBatched() ? a : b)}.str();
   return error(q.layer + " needs inputs of the same shape but gets " + a.str() + " and " +
-               b.str());
+                   b.str(),
+               hint);
 }
 
 /// Reads a 2-D window attribute: `3` means 3×3, `[3, 5]` means 3×5.
@@ -164,9 +179,10 @@ ShapeResult conv2dShape(const ShapeQuery &q) {
 std::vector<ParamSpec> conv2dParams(const ShapeQuery &q) {
   const Window g = std::get<Window>(window(q, "stride"));
   int64_t out = q.attrs.getInt("out");
-  std::vector<ParamSpec> params{{"weight", {out, g.channels, g.kh, g.kw}}}; // PyTorch's OIHW
+  Initializer init = fanIn(g.channels * g.kh * g.kw);
+  std::vector<ParamSpec> params{{"weight", {out, g.channels, g.kh, g.kw}, init}}; // OIHW
   if (q.attrs.getBool("bias"))
-    params.push_back({"bias", {out}});
+    params.push_back({"bias", {out}, init});
   return params;
 }
 
@@ -176,7 +192,8 @@ ShapeResult poolShape(const ShapeQuery &q) {
     return *err;
   const Window &g = std::get<Window>(w);
   if (2 * g.ph > g.kh || 2 * g.pw > g.kw)
-    return error(q.layer + "'s padding may be at most half its kernel",
+    return error(q.layer + "'s padding may be at most half its kernel, but padding " +
+                     hw(g.ph, g.pw) + " is more than half of kernel " + hw(g.kh, g.kw),
                  "PyTorch refuses this too: pad less or use a larger kernel");
   return Shape::batched({g.channels, g.outHeight, g.outWidth});
 }
@@ -190,8 +207,11 @@ ShapeResult batchnormShape(const ShapeQuery &q) {
 
 std::vector<ParamSpec> batchnormParams(const ShapeQuery &q) {
   int64_t c = q.inputs[0].dims[1];
-  return {{"weight", {c}}, {"bias", {c}}, {"running_mean", {c}, false},
-          {"running_var", {c}, false}};
+  Initializer zeros{Initializer::Kind::Zeros, 0}, ones{Initializer::Kind::Ones, 0};
+  return {{"weight", {c}, ones},
+          {"bias", {c}, zeros},
+          {"running_mean", {c}, zeros, false},
+          {"running_var", {c}, ones, false}};
 }
 
 ShapeResult reshapeShape(const ShapeQuery &q) {
@@ -229,10 +249,13 @@ ShapeResult transposeShape(const ShapeQuery &q) {
   const Shape &in = q.inputs[0];
   int64_t a = normalizeAxis(q.attrs.getInt("dim0"), in.rank());
   int64_t b = normalizeAxis(q.attrs.getInt("dim1"), in.rank());
-  if (a < 0 || b < 0)
-    return error("dims " + std::to_string(q.attrs.getInt("dim0")) + " and " +
-                 std::to_string(q.attrs.getInt("dim1")) + " are out of range for " + q.layer +
-                 "'s input " + in.str());
+  for (const char *dim : {"dim0", "dim1"})
+    if (normalizeAxis(q.attrs.getInt(dim), in.rank()) < 0) {
+      int64_t r = static_cast<int64_t>(in.rank());
+      return error(std::string(dim) + "=" + std::to_string(q.attrs.getInt(dim)) +
+                       " is out of range for " + q.layer + "'s input " + in.str(),
+                   "axes run from " + std::to_string(-r) + " to " + std::to_string(r - 1));
+    }
   if (in.isBatched() && (a == 0 || b == 0))
     return error(q.layer + " cannot move the batch axis", "swap axes 1 and later");
   Shape out = in;
@@ -247,7 +270,7 @@ ShapeResult constructorShape(const ShapeQuery &q) {
     return error(q.layer + " needs a shape, e.g. " + q.layer + "(2, 3)");
   for (int64_t d : shape)
     if (d < 1)
-      return error(q.layer + "'s dimensions must be at least 1 but are " +
+      return error("the dimensions of " + q.layer + " must be at least 1 but are " +
                    q.attrs.get("shape").str());
   if (!product(shape))
     return error(q.layer + "'s shape is too large");
@@ -289,7 +312,8 @@ ShapeResult matmulShape(const ShapeQuery &q) {
     // A batch times one shared matrix: [N, …, k] @ [k, n] -> [N, …, n].
     if (a.dims.back() != b.dims[0])
       return error(q.layer + " needs the inner dimensions to agree but gets " + a.str() + " @ " +
-                   b.str());
+                       b.str(),
+                   "the last dimension of the left side must equal the first of the right");
     Shape out = a;
     out.dims.back() = b.dims[1];
     return out;
@@ -348,9 +372,9 @@ std::vector<OpDef> buildTable() {
                OpKind::Layer,
                1,
                {required(intAttr("out", {}, "output channels", atLeast(1))),
-                required(intListAttr("kernel", {}, "kernel size: k or [kh, kw]")),
-                intListAttr("stride", std::vector<int64_t>{1}, "step: s or [sh, sw]"),
-                intListAttr("padding", std::vector<int64_t>{0}, "zeros added on each side"),
+                required(windowAttr("kernel", {}, "kernel size: k or [kh, kw]", 1)),
+                windowAttr("stride", std::vector<int64_t>{1}, "step: s or [sh, sw]", 1),
+                windowAttr("padding", std::vector<int64_t>{0}, "zeros added on each side", 0),
                 boolAttr("bias", true, "add a learned bias per output channel")},
                "2-D convolution (cross-correlation) of [N, C, H, W], as torch.nn.Conv2d",
                conv2dShape,
@@ -359,9 +383,9 @@ std::vector<OpDef> buildTable() {
     t.push_back({std::move(name),
                  OpKind::Layer,
                  1,
-                 {required(intListAttr("kernel", {}, "window size: k or [kh, kw]")),
-                  optional(intListAttr("stride", {}, "step (default: the kernel)")),
-                  intListAttr("padding", std::vector<int64_t>{0}, "padding on each side")},
+                 {required(windowAttr("kernel", {}, "window size: k or [kh, kw]", 1)),
+                  optional(windowAttr("stride", {}, "step (default: the kernel)", 1)),
+                  windowAttr("padding", std::vector<int64_t>{0}, "padding on each side", 0)},
                  std::move(summary),
                  poolShape,
                  nullptr});
@@ -428,6 +452,18 @@ std::vector<OpDef> buildTable() {
 }
 
 } // namespace
+
+std::string Initializer::str() const {
+  switch (kind) {
+  case Kind::Zeros:
+    return "zeros";
+  case Kind::Ones:
+    return "ones";
+  case Kind::Uniform:
+    return fmt::format("uniform(±{:.6g})", bound);
+  }
+  return "?";
+}
 
 const std::vector<OpDef> &allOps() {
   static const std::vector<OpDef> table = buildTable();

@@ -39,10 +39,18 @@ struct ShapeQuery {
 
 using ShapeResult = std::variant<Shape, ShapeError>;
 
-/// A trainable tensor an op owns, e.g. dense's `weight` [out, in].
+/// How a parameter starts, as PyTorch initializes it by default.
+struct Initializer {
+  enum class Kind { Zeros, Ones, Uniform } kind = Kind::Zeros;
+  double bound = 0; ///< Uniform: U(-bound, bound)
+  std::string str() const;
+};
+
+/// A tensor an op owns, e.g. dense's `weight` [out, in].
 struct ParamSpec {
   std::string name;
   std::vector<int64_t> shape;
+  Initializer init;
   bool trainable = true; ///< false for state, like batchnorm's running statistics
 };
 

@@ -147,6 +147,10 @@ void Diag::flush() {
 }
 
 void Diag::report(const Diagnostic &reported) {
+  if (reported.loc.valid() &&
+      !seen_.emplace(reported.loc.file, reported.loc.line, reported.loc.column, reported.message)
+           .second)
+    return;
   Diagnostic d = reported;
   for (auto it = context_.rbegin(); it != context_.rend(); ++it)
     d.notes.push_back(*it);

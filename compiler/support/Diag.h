@@ -10,6 +10,8 @@
 #include "support/Source.h"
 
 #include <ostream>
+#include <set>
+#include <tuple>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -79,6 +81,9 @@ private:
   int warnings_ = 0;
   bool deferring_ = false;
   std::vector<Diagnostic::Note> context_;
+  /// (file, line, column, message) of each error so far, to drop repeats
+  /// (an error inside a block used twice is the same error).
+  std::set<std::tuple<uint32_t, uint32_t, uint32_t, std::string>> seen_;
   std::vector<Diagnostic> deferred_;
 };
 

@@ -82,13 +82,24 @@ TEST_CASE("deferred diagnostics come out sorted by location") {
 
 TEST_CASE("Diag stops after kMaxErrors errors") {
   SourceManager sources;
+  uint32_t file = sources.add("f.nn", std::string(40, 'x') + "\n");
+  std::ostringstream out;
+  Diag diag(sources, out);
+  for (uint32_t i = 1; i < Diag::kMaxErrors; ++i)
+    diag.error({file, 1, i, 1}, "e");
+  CHECK_THROWS_AS(diag.error({file, 1, 30, 1}, "e"), DiagLimitReached);
+  CHECK(out.str().find("stopping after 20 errors") != std::string::npos);
+}
+
+TEST_CASE("an error repeated at the same place is reported once") {
+  SourceManager sources;
   uint32_t file = sources.add("f.nn", "x\n");
   std::ostringstream out;
   Diag diag(sources, out);
-  for (int i = 1; i < Diag::kMaxErrors; ++i)
-    diag.error({file, 1, 1, 1}, "e");
-  CHECK_THROWS_AS(diag.error({file, 1, 1, 1}, "e"), DiagLimitReached);
-  CHECK(out.str().find("stopping after 20 errors") != std::string::npos);
+  diag.error({file, 1, 1, 1}, "e");
+  diag.error({file, 1, 1, 1}, "e");
+  diag.error({file, 1, 1, 1}, "another");
+  CHECK(diag.errorCount() == 2);
 }
 
 TEST_CASE("did you mean suggests only close names") {

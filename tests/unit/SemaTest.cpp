@@ -234,7 +234,8 @@ TEST_CASE("block mistakes") {
   check("block b(units)(x) { x -> dense(units) }\n", "x -> b(unit=2)", "did you mean 'units'?");
   check("block b(u)(x) { x -> dense(u) }\n", "x -> b", "block b needs parameter 'u'");
   check("block dense(u)(x) { x }\n", "x -> relu", "has the name of a built-in layer");
-  check("block b(u)(x) { x -> dense(u) }\n", "x -> b(x)", "must be a constant");
+  check("block b(u)(x) { x -> dense(u) }\n", "x -> b(x)", "one input too many");
+  check("block b(u)(x) { x -> dense(u) }\n", "h = x -> relu\nb(x, u=h)", "must be a constant");
   check("block b(u)(x) { u -> relu }\n", "x -> b(2)", "'u' is a parameter of block b");
   check("block b(u)(x) { x -> dense(u) }\n", "x -> b(2.5)",
         "expects an integer but got the number 2.5 (the value of 'u')");

@@ -1,0 +1,81 @@
+// Graph.h — the graph IR: typed tensor values with static shapes (the batch
+// dimension symbolic) and op nodes in evaluation order.
+//
+// Every node applies one row of the op table. A layer's parameters are
+// explicit inputs of its node, after its data inputs (`dense(x, weight,
+// bias)`), so that automatic differentiation and code generation see every
+// tensor that flows. Parameters carry their initializer; all randomness is
+// drawn from the runtime's counter-based RNG, keyed by the seed and the
+// parameter's name, so adding a layer does not change the others' values.
+#pragma once
+
+#include "ops/OpTable.h"
+#include "support/Source.h"
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace nnc {
+
+using ValueId = int;
+
+enum class DType { F32, I64 };
+
+/// Where a value comes from.
+enum class ValueKind {
+  Input,    ///< fed each step: the images
+  Label,    ///< fed each step: the integer labels
+  Param,    ///< trained; lives across steps
+  State,    ///< not trained but updated, lives across steps: running statistics
+  Computed, ///< the output of a node
+};
+
+struct Value {
+  ValueKind kind;
+  DType dtype = DType::F32;
+  Shape shape;
+  std::string name; ///< parameters: `fc1.weight`; computed values: the layer's name
+  int node = -1;    ///< Computed: the producing node
+  Initializer init; ///< Param and State
+};
+
+struct Node {
+  const OpDef *op;
+  Attrs attrs;
+  std::vector<ValueId> inputs; ///< data inputs, then the op's parameters
+  ValueId output;
+  std::string layer; ///< the layer this node comes from, for names and messages
+  SourceLoc loc;     ///< where the layer was written
+  size_t dataInputs; ///< inputs before the op's parameters; the shape rule sees these
+};
+
+class Graph {
+public:
+  std::string name;
+  std::vector<Value> values;
+  std::vector<Node> nodes; ///< in evaluation order
+  std::vector<ValueId> outputs;
+
+  ValueId addValue(Value v);
+  /// Appends a node applying `op` and returns its output; the shape comes
+  /// from the op's shape rule (a failure there is an internal error: the
+  /// front end has checked every shape already).
+  ValueId apply(const OpDef &op, std::vector<ValueId> inputs, Attrs attrs, std::string layer,
+                SourceLoc loc, size_t dataInputs);
+  const Value &value(ValueId id) const { return values.at(static_cast<size_t>(id)); }
+  std::vector<ValueId> params() const; ///< Param values, in creation order
+};
+
+/// Checks the graph's invariants: ids in range, each value produced before
+/// it is used, every node's shape equal to its op's rule. Returns "" or a
+/// description of the first violation.
+std::string verifyGraph(const Graph &graph);
+
+/// `--emit=graph`: one line per value and node.
+void printGraph(const Graph &graph, const SourceManager &sources, std::ostream &out);
+
+const char *describe(DType dtype);
+
+} // namespace nnc
