@@ -60,7 +60,7 @@ void printSummary(const Program &program, std::ostream &out) {
   for (const Layer &layer : m.layers) {
     std::string inputs;
     for (int v : layer.inputs) {
-      const Value &value = m.values[v];
+      const ModelValue &value = m.values[v];
       std::string name = value.producer >= 0 ? m.layers[value.producer].name : value.name;
       inputs += (inputs.empty() ? "" : ", ") + name;
     }

@@ -2,12 +2,14 @@
 // stages; each flag stops after the stage it names:
 //
 //   read file -> parseModule -> (--emit=ast) -> analyze -> printSummary (--check)
+//                                                       -> buildGraph (--emit=graph)
 //
 // Exit status: 0 success, 1 a mistake in the user's files, 2 a usage error,
 // 3 an internal error (a bug in nnc: please report it).
 #include "driver/Summary.h"
 #include "frontend/Parse.h"
 #include "frontend/Sema.h"
+#include "graph/Build.h"
 #include "support/Diag.h"
 #include "support/Files.h"
 
@@ -59,6 +61,13 @@ int run(const Options &opt) {
     std::optional<nnc::Program> program = nnc::analyze(module, sources, diag);
     if (!program)
       return 1;
+    if (opt.emit == "graph") {
+      nnc::Graph graph = nnc::buildGraph(*program);
+      if (std::string problem = nnc::verifyGraph(graph); !problem.empty())
+        throw std::logic_error("internal error: invalid graph: " + problem);
+      nnc::printGraph(graph, sources, std::cout);
+      return 0;
+    }
     nnc::printSummary(*program, std::cout);
     return 0;
   } catch (const nnc::DiagLimitReached &) {
@@ -79,8 +88,8 @@ int main(int argc, char **argv) {
   app.add_option("FILE", opt.file, "the .nn file to compile")->required();
   app.add_flag("--check", opt.check,
                "check the file and print the model summary (the default action)");
-  app.add_option("--emit", opt.emit, "print a stage's output and stop: ast")
-      ->check(CLI::IsMember({"ast"}))
+  app.add_option("--emit", opt.emit, "print a stage's output and stop: ast or graph")
+      ->check(CLI::IsMember({"ast", "graph"}))
       ->type_name("STAGE");
   app.add_option("--color", opt.color, "color diagnostics: auto, always or never")
       ->check(CLI::IsMember({"auto", "always", "never"}))

@@ -14,8 +14,8 @@
 
 namespace nnc {
 
-/// A tensor flowing through the model.
-struct Value {
+/// A tensor flowing through the model (before lowering to the graph IR).
+struct ModelValue {
   std::string name;  ///< the user's name (`h`), or the producing layer's
   Shape shape;
   int producer = -1; ///< index into Model::layers; -1 for a model input
@@ -45,7 +45,7 @@ struct Layer {
 struct Model {
   std::string name;
   SourceLoc loc;
-  std::vector<Value> values;
+  std::vector<ModelValue> values;
   std::vector<int> inputs;
   std::vector<Layer> layers; ///< in evaluation order
   int output = -1;

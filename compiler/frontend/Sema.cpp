@@ -556,7 +556,7 @@ private:
     if (model == nullptr || model->inputs.empty() ||
         (!spec.crop && !spec.shift && !spec.rotate && !spec.flip))
       return true;
-    const Value &input = model->values[model->inputs[0]];
+    const ModelValue &input = model->values[model->inputs[0]];
     const Shape &shape = input.shape;
     if (shape.rank() != 3 && shape.rank() != 4) {
       diag_.error(augment.loc,

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,7 @@ struct Value {
   Shape shape;
   std::string name; ///< parameters: `fc1.weight`; computed values: the layer's name
   int node = -1;    ///< Computed: the producing node
-  Initializer init; ///< Param and State
+  Initializer init; ///< Param and State: how it starts (see the op table)
 };
 
 struct Node {
@@ -58,6 +59,9 @@ public:
   std::vector<Node> nodes; ///< in evaluation order
   std::vector<ValueId> outputs;
 
+  /// Adds a value. A computed value whose name is taken (a layer labelled
+  /// like the model's input) is renamed `name#2`, `name#3`, …; parameter
+  /// names are unique by construction and never renamed.
   ValueId addValue(Value v);
   /// Appends a node applying `op` and returns its output; the shape comes
   /// from the op's shape rule (a failure there is an internal error: the
@@ -66,6 +70,9 @@ public:
                 SourceLoc loc, size_t dataInputs);
   const Value &value(ValueId id) const { return values.at(static_cast<size_t>(id)); }
   std::vector<ValueId> params() const; ///< Param values, in creation order
+
+private:
+  std::set<std::string> names_;
 };
 
 /// Checks the graph's invariants: ids in range, each value produced before

@@ -3,6 +3,7 @@
 
 #include "frontend/Parse.h"
 #include "frontend/Sema.h"
+#include "support/Files.h"
 
 #include <optional>
 #include <sstream>

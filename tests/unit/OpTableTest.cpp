@@ -47,7 +47,7 @@ TEST_CASE("every op row is complete, and names are unique") {
   }
 }
 
-TEST_CASE("dense: [N, in] -> [N, units] with PyTorch's parameter layout") {
+TEST_CASE("dense maps N×in to N×units with PyTorch's parameter layout") {
   Attrs attrs = defaultsOf(*findOp("dense"));
   attrs.set("units", AttrValue{int64_t{64}});
   std::vector<Shape> in{batch({784})};
@@ -101,7 +101,7 @@ TEST_CASE("joins: add, mul, concat and matmul") {
   CHECK(std::holds_alternative<ShapeError>(infer("matmul", {batch({2, 3}), batch({4, 5})}, {})));
 }
 
-TEST_CASE("losses take [N, classes]") {
+TEST_CASE("losses take one score per class") {
   CHECK(std::holds_alternative<Shape>(infer("cross_entropy", {batch({10})}, {})));
   CHECK(std::holds_alternative<ShapeError>(infer("cross_entropy", {batch({1, 28, 28})}, {})));
   CHECK(std::holds_alternative<Shape>(infer("mse", {batch({10})}, {})));

@@ -33,7 +33,7 @@ TEST_CASE("random numbers depend on seed, stream and index only") {
   CHECK(randomBits(1, s, 5) != randomBits(1, s, 5 + (uint64_t(1) << 34)));
 }
 
-TEST_CASE("uniform01 stays in [0, 1) and has the right mean and variance") {
+TEST_CASE("uniform01 stays below 1 and at or above 0, with the right mean and variance") {
   double sum = 0, sumSquares = 0;
   const int n = 200000;
   int outside = 0;
