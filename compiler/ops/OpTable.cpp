@@ -448,6 +448,7 @@ std::vector<OpDef> buildTable() {
   t.push_back({"mse", OpKind::Loss, 1, {},
                "mean squared error of outputs [N, C] against one-hot labels, averaged",
                classLossShape, nullptr});
+  attachReferenceKernels(t);
   return t;
 }
 

@@ -10,6 +10,7 @@
 #include "ops/Attr.h"
 #include "ops/Shape.h"
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -54,6 +55,24 @@ struct ParamSpec {
   bool trainable = true; ///< false for state, like batchnorm's running statistics
 };
 
+struct Tensor;
+
+/// What a kernel needs to know beyond its inputs.
+struct EvalContext {
+  bool training = false; ///< dropout drops, batchnorm uses the batch's statistics
+  uint64_t seed = 0;     ///< the program's seed, for dropout and randn
+  uint64_t step = 0;     ///< the training step, for dropout's mask
+};
+
+/// One call of a reference kernel: `out` is allocated with its final shape.
+struct KernelCall {
+  const std::vector<const Tensor *> &inputs; ///< data inputs, then parameters (or labels)
+  const Attrs &attrs;
+  const std::string &layer; ///< names the random stream of dropout and randn
+  const EvalContext &ctx;
+  Tensor &out;
+};
+
 /// Number of tensor inputs that means "two or more".
 constexpr int kVariadic = -1;
 
@@ -66,7 +85,12 @@ struct OpDef {
   std::function<ShapeResult(const ShapeQuery &)> inferShape;
   /// Parameters the op owns, in checkpoint order; null when it owns none.
   std::function<std::vector<ParamSpec>(const ShapeQuery &)> params;
+  /// The reference kernel (ops/Reference.cpp), in double precision.
+  std::function<void(const KernelCall &)> reference;
 };
+
+/// Sets every row's reference kernel; called once when the table is built.
+void attachReferenceKernels(std::vector<OpDef> &table);
 
 /// The op named `name`, or null.
 const OpDef *findOp(std::string_view name);
