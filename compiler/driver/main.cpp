@@ -3,12 +3,14 @@
 //
 //   read file -> parseModule -> (--emit=ast) -> analyze -> printSummary (--check)
 //                                                       -> buildGraph (--emit=graph)
+//                                                       -> buildLossGraph -> differentiate (--emit=grad)
 //
 // Exit status: 0 success, 1 a mistake in the user's files, 2 a usage error,
 // 3 an internal error (a bug in nnc: please report it).
 #include "driver/Summary.h"
 #include "frontend/Parse.h"
 #include "frontend/Sema.h"
+#include "autodiff/Autodiff.h"
 #include "graph/Build.h"
 #include "support/Diag.h"
 #include "support/Files.h"
@@ -61,8 +63,11 @@ int run(const Options &opt) {
     std::optional<nnc::Program> program = nnc::analyze(module, sources, diag);
     if (!program)
       return 1;
-    if (opt.emit == "graph") {
-      nnc::Graph graph = nnc::buildGraph(*program);
+    if (opt.emit == "graph" || opt.emit == "grad") {
+      nnc::Graph graph = opt.emit == "graph" ? nnc::buildGraph(*program)
+                                             : nnc::buildLossGraph(*program);
+      if (opt.emit == "grad")
+        graph = nnc::differentiate(graph, graph.outputs[0], graph.params()).graph;
       if (std::string problem = nnc::verifyGraph(graph); !problem.empty())
         throw std::logic_error("internal error: invalid graph: " + problem);
       nnc::printGraph(graph, sources, std::cout);
@@ -88,8 +93,8 @@ int main(int argc, char **argv) {
   app.add_option("FILE", opt.file, "the .nn file to compile")->required();
   app.add_flag("--check", opt.check,
                "check the file and print the model summary (the default action)");
-  app.add_option("--emit", opt.emit, "print a stage's output and stop: ast or graph")
-      ->check(CLI::IsMember({"ast", "graph"}))
+  app.add_option("--emit", opt.emit, "print a stage's output and stop: ast, graph or grad")
+      ->check(CLI::IsMember({"ast", "graph", "grad"}))
       ->type_name("STAGE");
   app.add_option("--color", opt.color, "color diagnostics: auto, always or never")
       ->check(CLI::IsMember({"auto", "always", "never"}))

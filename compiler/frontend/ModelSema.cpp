@@ -362,7 +362,7 @@ private:
   /// `args`.
   std::optional<int> call(const Ident &callee, std::vector<int> inputs,
                           const std::vector<Arg> &args, const std::optional<Ident> &label) {
-    const OpDef *op = findOp(callee.name);
+    const OpDef *op = findUserOp(callee.name);
     auto block = blocks_.find(callee.name);
     if (op == nullptr && block == blocks_.end()) {
       std::vector<std::string> names = opNames(OpKind::Layer);

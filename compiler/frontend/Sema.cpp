@@ -158,7 +158,7 @@ private:
     BlockTable table;
     for (const BlockDecl &b : module_.blocks) {
       const std::string &name = b.name.name;
-      if (const OpDef *op = findOp(name)) {
+      if (const OpDef *op = findUserOp(name)) {
         diag_.error(b.name.loc, "block '" + name + "' has the name of a built-in " +
                                     (op->kind == OpKind::Loss ? "loss" : "layer"),
                     "choose another name");
@@ -338,7 +338,7 @@ private:
     const Stage &value = decl.value;
     if (!rejectLabel(value, "loss"))
       return std::nullopt;
-    const OpDef *op = findOp(value.callee.name);
+    const OpDef *op = findUserOp(value.callee.name);
     if (op == nullptr || op->kind != OpKind::Loss) {
       std::string hint = didYouMean(value.callee.name, opNames(OpKind::Loss));
       if (hint.empty())

@@ -18,19 +18,34 @@ const char *describe(DType dtype) {
   return "?";
 }
 
+namespace {
+
+std::string uniqueName(const std::set<std::string> &taken, const std::string &base) {
+  std::string name = base;
+  for (int k = 2; taken.count(name); ++k)
+    name = base + "#" + std::to_string(k);
+  return name;
+}
+
+} // namespace
+
+void Graph::rename(ValueId id, std::string name) {
+  Value &v = values.at(static_cast<size_t>(id));
+  names_.erase(v.name);
+  v.name = uniqueName(names_, name);
+  names_.insert(v.name);
+}
+
 ValueId Graph::addValue(Value v) {
-  if (v.kind == ValueKind::Computed && names_.count(v.name)) {
-    std::string base = v.name;
-    for (int k = 2; names_.count(v.name); ++k)
-      v.name = base + "#" + std::to_string(k);
-  }
+  if (v.kind == ValueKind::Computed)
+    v.name = uniqueName(names_, v.name);
   names_.insert(v.name);
   values.push_back(std::move(v));
   return static_cast<ValueId>(values.size() - 1);
 }
 
 ValueId Graph::apply(const OpDef &op, std::vector<ValueId> inputs, Attrs attrs, std::string layer,
-                     SourceLoc loc, size_t dataInputs) {
+                     SourceLoc loc, size_t dataInputs, std::string valueName) {
   std::vector<Shape> shapes;
   for (size_t i = 0; i < dataInputs; ++i)
     shapes.push_back(value(inputs[i]).shape);
@@ -38,8 +53,9 @@ ValueId Graph::apply(const OpDef &op, std::vector<ValueId> inputs, Attrs attrs, 
   if (const auto *err = std::get_if<ShapeError>(&result))
     throw std::logic_error("internal error: graph node " + layer + " (" + op.name +
                            ") fails its shape rule: " + err->message);
-  ValueId out = addValue({ValueKind::Computed, DType::F32, std::get<Shape>(result), layer,
-                          static_cast<int>(nodes.size()), {}});
+  ValueId out = addValue({ValueKind::Computed, DType::F32, std::get<Shape>(result),
+                          valueName.empty() ? layer : valueName, static_cast<int>(nodes.size()),
+                          {}});
   nodes.push_back({&op, std::move(attrs), std::move(inputs), out, std::move(layer), loc,
                    dataInputs});
   return out;

@@ -45,7 +45,7 @@ struct Value {
 struct Node {
   const OpDef *op;
   Attrs attrs;
-  std::vector<ValueId> inputs; ///< data inputs, then the op's parameters
+  std::vector<ValueId> inputs; ///< data inputs, then the op's parameters (a loss: the labels)
   ValueId output;
   std::string layer; ///< the layer this node comes from, for names and messages
   SourceLoc loc;     ///< where the layer was written
@@ -67,8 +67,10 @@ public:
   /// from the op's shape rule (a failure there is an internal error: the
   /// front end has checked every shape already).
   ValueId apply(const OpDef &op, std::vector<ValueId> inputs, Attrs attrs, std::string layer,
-                SourceLoc loc, size_t dataInputs);
+                SourceLoc loc, size_t dataInputs, std::string valueName = "");
   const Value &value(ValueId id) const { return values.at(static_cast<size_t>(id)); }
+  /// Renames a computed value, keeping names unique as addValue does.
+  void rename(ValueId id, std::string name);
   std::vector<ValueId> params() const; ///< Param values, in creation order
 
 private:

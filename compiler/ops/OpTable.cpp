@@ -449,6 +449,8 @@ std::vector<OpDef> buildTable() {
                "mean squared error of outputs [N, C] against one-hot labels, averaged",
                classLossShape, nullptr});
   attachReferenceKernels(t);
+  addInternalOps(t);
+  attachGradients(t);
   return t;
 }
 
@@ -476,6 +478,11 @@ const OpDef *findOp(std::string_view name) {
     if (op.name == name)
       return &op;
   return nullptr;
+}
+
+const OpDef *findUserOp(std::string_view name) {
+  const OpDef *op = findOp(name);
+  return op != nullptr && op->kind != OpKind::Internal ? op : nullptr;
 }
 
 std::vector<std::string> opNames(OpKind kind) {

@@ -21,8 +21,9 @@ namespace nnc {
 
 /// What kind of thing an op is, for the front end.
 enum class OpKind {
-  Layer, ///< a step in a model: dense, relu, …
-  Loss,  ///< a loss over the model's output: cross_entropy, mse
+  Layer,    ///< a step in a model: dense, relu, …
+  Loss,     ///< a loss over the model's output: cross_entropy, mse
+  Internal, ///< made by the compiler only (gradient pieces): not usable in .nn files
 };
 
 /// A shape rule's complaint; Sema adds the location.
@@ -73,6 +74,28 @@ struct KernelCall {
   Tensor &out;
 };
 
+/// What a gradient rule sees of the node it differentiates, and how it adds
+/// nodes to the graph. Value ids are those of the graph being built.
+class GradBuilder {
+public:
+  virtual ~GradBuilder() = default;
+  virtual int input(size_t i) const = 0; ///< data inputs, then parameters (or labels)
+  virtual size_t inputCount() const = 0;
+  virtual int output() const = 0;
+  virtual int outputGrad() const = 0; ///< dL/d(output)
+  /// Whether input `i` needs a gradient; rules skip the others.
+  virtual bool needs(size_t i) const = 0;
+  virtual const Attrs &attrs() const = 0;
+  virtual const Shape &shape(int value) const = 0;
+  /// Adds a node applying op `name` (all inputs are data inputs).
+  virtual int apply(const std::string &name, std::vector<int> inputs, Attrs attrs = {}) = 0;
+};
+
+/// A gradient rule: one value per input, dL/d(input), or -1 where the input
+/// needs none (or has none, like labels). Written with graph ops, so the
+/// backward pass is an ordinary graph.
+using GradientRule = std::function<std::vector<int>(GradBuilder &)>;
+
 /// Number of tensor inputs that means "two or more".
 constexpr int kVariadic = -1;
 
@@ -87,13 +110,23 @@ struct OpDef {
   std::function<std::vector<ParamSpec>(const ShapeQuery &)> params;
   /// The reference kernel (ops/Reference.cpp), in double precision.
   std::function<void(const KernelCall &)> reference;
+  /// The gradient rule (ops/Gradients.cpp); null for ops that are never
+  /// differentiated (internal gradient pieces) or have no inputs.
+  GradientRule gradient;
 };
+
+/// Adds the internal ops (ops/InternalOps.cpp) to the table.
+void addInternalOps(std::vector<OpDef> &table);
+/// Sets every row's gradient rule (ops/Gradients.cpp).
+void attachGradients(std::vector<OpDef> &table);
 
 /// Sets every row's reference kernel; called once when the table is built.
 void attachReferenceKernels(std::vector<OpDef> &table);
 
-/// The op named `name`, or null.
+/// The op named `name`, or null. Includes internal ops.
 const OpDef *findOp(std::string_view name);
+/// The op named `name` if a .nn file may use it (a layer or a loss), or null.
+const OpDef *findUserOp(std::string_view name);
 /// Every op, in table order.
 const std::vector<OpDef> &allOps();
 /// Names of every op of `kind`, for "did you mean" hints.
