@@ -26,6 +26,8 @@ Attrs pick(const Attrs &from, std::initializer_list<const char *> names) {
 /// If the gradient `g` has a batch axis that `target` (an unbatched operand
 /// broadcast over the batch) lacks, sums it away: d/db Σ_n f(a_n + b) = Σ_n.
 int reduceTo(GradBuilder &b, int g, int target) {
+  if (b.shape(target).rank() == 0 && b.shape(g).rank() > 0) // a scalar broadcast everywhere
+    return b.apply("sum_all", {g});
   if (b.shape(g).isBatched() && !b.shape(target).isBatched())
     return b.apply("batch_sum", {g});
   return g;

@@ -6,6 +6,7 @@
 #include "interp/Tensor.h"
 #include "ops/OpTable.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <tuple>
@@ -381,6 +382,54 @@ OpDef internal(std::string name, int arity, std::vector<AttrSpec> attrs, std::st
 
 AttrSpec axisAttr() { return intAttr("axis", -1, "the axis"); }
 
+/// Elementwise on two inputs of equal shape, or one of them a scalar.
+ShapeResult broadcastShape(const ShapeQuery &q) {
+  const Shape &a = q.inputs[0], &b = q.inputs[1];
+  if (a == b || b.rank() == 0)
+    return a;
+  if (a.rank() == 0)
+    return b;
+  return fail(q.layer + ": shapes " + a.str() + " and " + b.str() + " do not broadcast");
+}
+
+Kernel binaryKernel(double (*f)(double, double)) {
+  return [f](const KernelCall &k) {
+    const Tensor &a = in(k, 0), &b = in(k, 1);
+    for (size_t i = 0; i < k.out.size(); ++i)
+      k.out[i] = f(a[i % a.size()], b[i % b.size()]);
+  };
+}
+
+Kernel unaryKernel(double (*f)(double, const Attrs &)) {
+  return [f](const KernelCall &k) {
+    for (size_t i = 0; i < k.out.size(); ++i)
+      k.out[i] = f(in(k, 0)[i], k.attrs);
+  };
+}
+
+/// Per-channel statistics of [N, C, …]: the mean, and the unbiased variance
+/// that batchnorm's running variance tracks (as PyTorch does).
+Kernel channelStat(bool variance) {
+  return [variance](const KernelCall &k) {
+    const Tensor &x = in(k, 0);
+    int64_t n = x.dims[0], c = x.dims[1], inner = elementCount(x.dims) / (n * c);
+    double count = static_cast<double>(n * inner);
+    for (int64_t ch = 0; ch < c; ++ch) {
+      double sum = 0, sq = 0;
+      for (int64_t b = 0; b < n; ++b)
+        for (int64_t i = 0; i < inner; ++i)
+          sum += x[static_cast<size_t>((b * c + ch) * inner + i)];
+      double mean = sum / count;
+      for (int64_t b = 0; b < n; ++b)
+        for (int64_t i = 0; i < inner; ++i) {
+          double d = x[static_cast<size_t>((b * c + ch) * inner + i)] - mean;
+          sq += d * d;
+        }
+      k.out[static_cast<size_t>(ch)] = variance ? sq / std::max(1.0, count - 1) : mean;
+    }
+  };
+}
+
 } // namespace
 
 void addInternalOps(std::vector<OpDef> &t) {
@@ -463,6 +512,27 @@ void addInternalOps(std::vector<OpDef> &t) {
                        batchnormGradWeight));
   t.push_back(internal("cross_entropy_grad", 3, {}, "dL/dz of cross_entropy(z, labels)", like(1),
                        crossEntropyGrad));
+  // Arithmetic for optimizer updates and schedules.
+  t.push_back(internal("sub", 2, {}, "a - b", broadcastShape,
+                       binaryKernel([](double a, double b) { return a - b; })));
+  t.push_back(internal("div", 2, {}, "a / b", broadcastShape,
+                       binaryKernel([](double a, double b) { return a / b; })));
+  t.push_back(internal("minimum", 2, {}, "the smaller of a and b", broadcastShape,
+                       binaryKernel([](double a, double b) { return std::min(a, b); })));
+  t.push_back(internal("sqrt", 1, {}, "square root", like(0),
+                       unaryKernel([](double x, const Attrs &) { return std::sqrt(x); })));
+  t.push_back(internal("floor", 1, {}, "round down", like(0),
+                       unaryKernel([](double x, const Attrs &) { return std::floor(x); })));
+  t.push_back(internal("cos", 1, {}, "cosine", like(0),
+                       unaryKernel([](double x, const Attrs &) { return std::cos(x); })));
+  t.push_back(internal("pow_of", 1, {required(floatAttr("base", {}, "the base"))},
+                       "base to the power x", like(0), unaryKernel([](double x, const Attrs &a) {
+                         return std::pow(a.getFloat("base"), x);
+                       })));
+  t.push_back(internal("channel_mean", 1, {}, "per-channel mean of [N, C, …]", channelSumShape,
+                       channelStat(false)));
+  t.push_back(internal("channel_var", 1, {}, "per-channel unbiased variance of [N, C, …]",
+                       channelSumShape, channelStat(true)));
   t.push_back(internal("mse_grad", 3, {}, "dL/dy of mse(y, labels)", like(1), mseGrad));
 }
 

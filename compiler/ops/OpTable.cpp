@@ -84,8 +84,10 @@ std::vector<int64_t> perExample(const Shape &s) {
 /// one example of it (a constant shared by every example).
 ShapeResult joinShape(const ShapeQuery &q) {
   const Shape &a = q.inputs[0], &b = q.inputs[1];
-  if (a == b)
+  if (a == b || b.rank() == 0) // a scalar multiplies or shifts everything
     return a;
+  if (a.rank() == 0)
+    return b;
   if (a.isBatched() != b.isBatched() && perExample(a) == perExample(b))
     return a.isBatched() ? a : b;
   std::string hint;
