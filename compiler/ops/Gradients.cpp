@@ -190,6 +190,25 @@ std::map<std::string, GradientRule> rules() {
     }
     return g;
   };
+  // y = Σ_axis x: dx = dy repeated along the axis; the mean divides by its length.
+  auto reduce = [](bool mean) {
+    return [mean](GradBuilder &b) -> std::vector<int> {
+      if (!b.needs(0))
+        return {kNone};
+      Attrs a = pick(b.attrs(), {"axis"});
+      int dx = b.apply("expand_axis", {b.outputGrad(), b.input(0)}, a);
+      if (!mean)
+        return {dx};
+      const Shape &s = b.shape(b.input(0));
+      int64_t axis = a.getInt("axis");
+      int64_t len = s.dims[static_cast<size_t>(axis < 0 ? axis + static_cast<int64_t>(s.rank()) : axis)];
+      Attrs f;
+      f.set("factor", AttrValue{1.0 / static_cast<double>(len)});
+      return {b.apply("scale", {dx}, f)};
+    };
+  };
+  r["sum"] = reduce(false);
+  r["mean"] = reduce(true);
   // Constructors have no inputs.
   for (const char *c : {"randn", "zeros", "ones", "fill"})
     r[c] = [](GradBuilder &) { return std::vector<int>{}; };

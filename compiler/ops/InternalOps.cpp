@@ -456,6 +456,22 @@ void addInternalOps(std::vector<OpDef> &t) {
                        [](const KernelCall &k) {
                          std::fill(k.out.data.begin(), k.out.data.end(), in(k, 0)[0]);
                        }));
+  t.push_back(internal("expand_axis", 2, {required(intAttr("axis", {}, "the axis of input 1"))},
+                       "input 0 repeated along an axis to the shape of input 1", like(1),
+                       [](const KernelCall &k) {
+                         const Tensor &x = in(k, 1);
+                         int64_t axis = k.attrs.getInt("axis");
+                         if (axis < 0)
+                           axis += static_cast<int64_t>(x.rank());
+                         int64_t len = x.dims[static_cast<size_t>(axis)], inner = 1;
+                         for (size_t d = static_cast<size_t>(axis) + 1; d < x.rank(); ++d)
+                           inner *= x.dims[d];
+                         for (size_t i = 0; i < k.out.size(); ++i) {
+                           int64_t o = static_cast<int64_t>(i) / (len * inner);
+                           int64_t s = static_cast<int64_t>(i) % inner;
+                           k.out[i] = in(k, 0)[static_cast<size_t>(o * inner + s)];
+                         }
+                       }));
   t.push_back(internal("scale", 1, {required(floatAttr("factor", {}, "the factor"))},
                        "x times a constant", like(0), [](const KernelCall &k) {
                          for (size_t i = 0; i < k.out.size(); ++i)

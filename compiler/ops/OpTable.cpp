@@ -82,6 +82,21 @@ std::vector<int64_t> perExample(const Shape &s) {
 
 /// add, mul: equal shapes, or a batch and one unbatched tensor shaped like
 /// one example of it (a constant shared by every example).
+/// sum and mean over one axis (not the batch): the axis goes away.
+ShapeResult reduceShape(const ShapeQuery &q) {
+  const Shape &in = q.inputs[0];
+  int64_t axis = q.attrs.getInt("axis");
+  int64_t a = normalizeAxis(axis, in.rank());
+  if (a < 0)
+    return error("axis " + std::to_string(axis) + " is out of range for " + q.layer +
+                 "'s input " + in.str());
+  if (a == 0 && in.isBatched())
+    return error(q.layer + " cannot reduce the batch axis", "the loss averages over the batch");
+  Shape out = in;
+  out.dims.erase(out.dims.begin() + a);
+  return out;
+}
+
 ShapeResult joinShape(const ShapeQuery &q) {
   const Shape &a = q.inputs[0], &b = q.inputs[1];
   if (a == b || b.rank() == 0) // a scalar multiplies or shifts everything
@@ -433,6 +448,10 @@ std::vector<OpDef> buildTable() {
   t.push_back({"log_softmax", OpKind::Layer, 1,
                {intAttr("axis", -1, "the axis to normalize")}, "x - log Σ e^x along an axis",
                softmaxShape, nullptr});
+  t.push_back({"sum", OpKind::Layer, 1, {intAttr("axis", -1, "the axis to add up")},
+               "the sum along an axis, which goes away", reduceShape, nullptr});
+  t.push_back({"mean", OpKind::Layer, 1, {intAttr("axis", -1, "the axis to average")},
+               "the mean along an axis, which goes away", reduceShape, nullptr});
   t.push_back({"add", OpKind::Layer, 2, {}, "elementwise a + b (equal shapes)", joinShape,
                nullptr});
   t.push_back({"mul", OpKind::Layer, 2, {}, "elementwise a · b (equal shapes)", joinShape,

@@ -231,6 +231,25 @@ void matmul(const KernelCall &k) {
       }
 }
 
+/// sum and mean along an axis.
+Kernel reduce(bool mean) {
+  return [mean](const KernelCall &k) {
+    const Tensor &x = in(k, 0);
+    int64_t axis = axisOf(k.attrs, "axis", x.rank());
+    int64_t len = x.dims[static_cast<size_t>(axis)], inner = 1;
+    for (size_t d = static_cast<size_t>(axis) + 1; d < x.rank(); ++d)
+      inner *= x.dims[d];
+    int64_t outer = elementCount(x.dims) / (len * inner);
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t s = 0; s < inner; ++s) {
+        double acc = 0;
+        for (int64_t i = 0; i < len; ++i)
+          acc += x[static_cast<size_t>((o * len + i) * inner + s)];
+        k.out[static_cast<size_t>(o * inner + s)] = mean ? acc / static_cast<double>(len) : acc;
+      }
+  };
+}
+
 void concat(const KernelCall &k) {
   int64_t axis = axisOf(k.attrs, "axis", k.out.rank());
   int64_t inner = 1;
@@ -344,6 +363,8 @@ void attachReferenceKernels(std::vector<OpDef> &table) {
       {"dropout", dropout},
       {"softmax", softmax(false)},
       {"log_softmax", softmax(true)},
+      {"sum", reduce(false)},
+      {"mean", reduce(true)},
       {"add", binary([](double a, double b) { return a + b; })},
       {"mul", binary([](double a, double b) { return a * b; })},
       {"matmul", matmul},

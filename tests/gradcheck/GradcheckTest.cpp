@@ -113,6 +113,10 @@ std::vector<Case> cases() {
                {K::Param, K::Label}});
   c.push_back({"mse", "mse", {batch({4}), Shape{{kBatchSize}}}, {}, true, 1,
                {K::Param, K::Label}});
+  c.push_back({"sum", "sum", {batch({2, 3})}, attrs({{"axis", i64(-1)}})});
+  c.push_back({"sum along axis 1", "sum", {batch({2, 3})}, attrs({{"axis", i64(1)}})});
+  c.push_back({"mean", "mean", {batch({4})}, attrs({{"axis", i64(-1)}})});
+  c.push_back({"mean of a matrix along axis 0", "mean", {Shape{{3, 2}}}, attrs({{"axis", i64(0)}})});
   c.push_back({"sum_all", "sum_all", {batch({2, 2})}, {}});
   c.push_back({"scale", "scale", {batch({3})}, attrs({{"factor", f64(-2.5)}})});
   return c;

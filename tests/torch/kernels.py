@@ -63,6 +63,8 @@ CASES = [
     ([3, 5], "softmax(axis=1)", lambda x, p: F.softmax(x, 1), False),
     ([3, 5], "log_softmax", lambda x, p: F.log_softmax(x, -1), False),
     ([4], "neg", lambda x, p: -x, False),
+    ([3, 4], "sum", lambda x, p: x.sum(-1), False),
+    ([3, 4], "mean(axis=1)", lambda x, p: x.mean(1), False),
 ]
 
 # Whole expressions over the input x (no parameters).
