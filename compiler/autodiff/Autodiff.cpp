@@ -36,10 +36,10 @@ public:
     size_t data = inputs.size();
     // The node keeps the forward layer's name: dropout's mask stream is
     // keyed by it, and messages and fused loops name the layer.
-    // Intermediate values are named after the layer; the gradients a rule
+    // Intermediate values are named after the layer (`t:fc1`); the gradients a rule
     // returns are renamed after what they are the gradient of.
     return g_.apply(*op, std::move(inputs), std::move(attrs), node_.layer, node_.loc, data,
-                    "t." + node_.layer);
+                    "t:" + node_.layer);
   }
 
 private:
@@ -86,7 +86,7 @@ Differentiated differentiate(const Graph &forward, ValueId loss, const std::vect
   Attrs one;
   one.set("shape", AttrValue{std::vector<int64_t>{}});
   one.set("value", AttrValue{1.0});
-  grad[loss] = g.apply(*findOp("fill"), {}, one, "loss", SourceLoc{}, 0, "d.loss");
+  grad[loss] = g.apply(*findOp("fill"), {}, one, "loss", SourceLoc{}, 0, gradName(g.value(loss).name));
 
   for (auto it = forward.nodes.rbegin(); it != forward.nodes.rend(); ++it) {
     const Node &node = *it;
@@ -129,11 +129,11 @@ Differentiated differentiate(const Graph &forward, ValueId loss, const std::vect
       if (grads[i] < 0 || !wanted[static_cast<size_t>(in)])
         continue;
       if (static_cast<size_t>(grads[i]) >= before)
-        g.rename(grads[i], "d." + g.value(in).name);
+        g.rename(grads[i], gradName(g.value(in).name));
       auto [slot, inserted] = grad.emplace(in, grads[i]);
       if (!inserted) // fan-out: the contributions add up
         slot->second = g.apply(*findOp("add"), {slot->second, grads[i]}, {}, node.layer, node.loc,
-                               2, "d." + g.value(in).name);
+                               2, gradName(g.value(in).name));
     }
   }
 
@@ -148,7 +148,7 @@ Differentiated differentiate(const Graph &forward, ValueId loss, const std::vect
       zero.set("shape", AttrValue{g.value(v).shape.dims});
       zero.set("value", AttrValue{0.0});
       d = g.apply(*findOp("fill"), {}, zero, g.value(v).name, SourceLoc{}, 0,
-                  "d." + g.value(v).name);
+                  gradName(g.value(v).name));
     }
     out.grads[v] = d;
     g.outputs.push_back(d);

@@ -21,6 +21,7 @@ struct Differentiated {
 /// `wrt` (the images) or that the loss does not depend on (unused
 /// branches). A value in `wrt` the loss does not depend on gets a zero
 /// gradient. Graph outputs become: the loss, then the gradients in order.
+/// A gradient is named after its value: `d:fc1.weight`.
 Differentiated differentiate(const Graph &forward, ValueId loss, const std::vector<ValueId> &wrt);
 
 /// Test hook: a deliberately wrong gradient rule for the nodes of one layer,

@@ -39,8 +39,14 @@ std::string describeExpr(const Expr &e) {
   return "an expression";
 }
 
-/// A number written as a literal, possibly negated.
-std::optional<double> numberOf(const Expr &e, bool *isInt, int64_t *intValue) {
+const Expr &resolve(const Expr &e, const Constants *constants);
+
+/// A number written as a literal, possibly negated, or a constant standing
+/// for one.
+std::optional<double> numberOf(const Expr &e, bool *isInt, int64_t *intValue,
+                               const Constants *constants = nullptr) {
+  if (e.kind == ExprKind::Name && constants != nullptr && &resolve(e, constants) != &e)
+    return numberOf(resolve(e, constants), isInt, intValue, constants);
   if (e.kind == ExprKind::Int) {
     *isInt = true;
     *intValue = e.intValue;
@@ -51,7 +57,7 @@ std::optional<double> numberOf(const Expr &e, bool *isInt, int64_t *intValue) {
     return e.floatValue;
   }
   if (e.kind == ExprKind::Neg && e.operands.size() == 1) {
-    std::optional<double> v = numberOf(*e.operands[0], isInt, intValue);
+    std::optional<double> v = numberOf(*e.operands[0], isInt, intValue, constants);
     if (v) {
       *intValue = -*intValue;
       return -*v;
@@ -90,7 +96,7 @@ std::optional<AttrValue> evalAttr(const AttrSpec &spec, const Expr &written,
   };
   bool isInt = false;
   int64_t intValue = 0;
-  std::optional<double> number = numberOf(e, &isInt, &intValue);
+  std::optional<double> number = numberOf(e, &isInt, &intValue, constants);
   AttrValue value;
   switch (spec.type) {
   case AttrType::Int:
@@ -130,8 +136,9 @@ std::optional<AttrValue> evalAttr(const AttrSpec &spec, const Expr &written,
         bool elementIsInt = false;
         int64_t elementValue = 0;
         if (!numberOf(element, &elementIsInt, &elementValue) || !elementIsInt) {
-          diag.error(written->loc, subject + " expects a list of integers but got " +
-                                       describeExpr(element));
+          diag.error(written->loc, subject + " expects a list of integers, but one element is " +
+                                       (element.kind == ExprKind::List ? std::string("a list")
+                                                                       : describeExpr(element)));
           return std::nullopt;
         }
         list.push_back(elementValue);
@@ -147,20 +154,27 @@ std::optional<AttrValue> evalAttr(const AttrSpec &spec, const Expr &written,
                  spec.maxItems == 2 ? "write k for k×k, or [height, width]" : "");
       return std::nullopt;
     }
-    for (int64_t element : list)
+    for (int64_t element : list) {
       if (spec.min && element < spec.min->value) {
         diag.error(written.loc, subject + " must be at least " + fmtBound(spec.min->value) +
                                     " but is " + std::to_string(element));
         return std::nullopt;
       }
+      if (spec.max && element > spec.max->value) {
+        diag.error(written.loc, subject + " must be at most " + fmtBound(spec.max->value) +
+                                    " but is " + std::to_string(element));
+        return std::nullopt;
+      }
+    }
     value.value = std::move(list);
     break;
   }
   }
   // Range and choice checks.
   auto outOfRange = [&](const std::string &relation, double bound) {
-    diag.error(e.loc, subject + " must be " + relation + " " + fmtBound(bound) + " but is " +
-                          (number ? fmtBound(*number) : value.str()));
+    std::string of = &e != &written ? " (the value of '" + written.text + "')" : "";
+    diag.error(written.loc, subject + " must be " + relation + " " + fmtBound(bound) +
+                                " but is " + value.str() + of);
     return std::nullopt;
   };
   if (number && spec.type != AttrType::IntList) {

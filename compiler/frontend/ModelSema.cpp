@@ -29,6 +29,13 @@ namespace {
 /// so that every later size computation is free of overflow.
 constexpr int64_t kMaxElements = int64_t(1) << 40;
 
+/// Deepest nesting of block uses (a block using a block using …), and most
+/// layers a model may have once its blocks are expanded: far beyond real
+/// models, and small enough that checking never runs away (a block that uses
+/// the previous one twice doubles the layers at each level).
+constexpr size_t kMaxBlockDepth = 64;
+constexpr size_t kMaxLayers = 100'000;
+
 /// A name in scope. A name whose definition failed is bound to kPoisoned,
 /// so that its uses raise no further errors.
 constexpr int kPoisoned = -1;
@@ -198,7 +205,8 @@ private:
           ok = false;
         } else if (v) {
           bind(target, *v);
-          model_.values[*v].name = target.name;
+          if (model_.values[*v].producer >= 0) // an alias of the input keeps its name
+            model_.values[*v].name = target.name;
         } else {
           bind(target, kPoisoned);
         }
@@ -404,6 +412,11 @@ private:
     std::vector<const Arg *> rest(positional.begin() + static_cast<long>(next), positional.end());
     for (const Arg *arg : rest)
       if (isTensor(*arg->value)) {
+        if (arity == kVariadic) {
+          diag_.error(arg->loc, callee.name + " takes its inputs first, then its attributes",
+                      "move this input before the constants, or name the attributes: axis=…");
+          return std::nullopt;
+        }
         // `x -> dense(h)`: a tensor where attributes go.
         size_t n = inputs.size();
         std::string given = piped ? std::string(", and '->' already gives ") +
@@ -472,7 +485,7 @@ private:
     if (!enough) {
       std::string count = arity == kVariadic ? "at least 2" : std::to_string(arity);
       diag_.error(callee.loc, callee.name + " takes " + count + " input" +
-                                  (wanted == 1 ? "" : "s") + " but gets " +
+                                  (arity == 1 ? "" : "s") + " but gets " +
                                   std::to_string(inputs.size()),
                   arity == 2 ? "for example " + callee.name + "(a, b), or a -> " + callee.name +
                                    "(b)"
@@ -514,6 +527,15 @@ private:
                             const std::vector<const Arg *> &named,
                             const std::optional<Ident> &label) {
     usedBlocks_.insert(block.name.name);
+    if (tooLarge_)
+      return std::nullopt;
+    if (expanding_.size() >= kMaxBlockDepth) {
+      diag_.error(callee.loc,
+                  "blocks are nested more than " + std::to_string(kMaxBlockDepth) + " deep here",
+                  "a block may use blocks that use blocks, but not this deeply");
+      tooLarge_ = true;
+      return std::nullopt;
+    }
     if (std::find(expanding_.begin(), expanding_.end(), &block) != expanding_.end()) {
       std::vector<std::string> cycle;
       auto first = std::find(expanding_.begin(), expanding_.end(), &block);
@@ -619,6 +641,22 @@ private:
   /// stands for: a literal, or the value of a parameter of the enclosing
   /// block. Reports anything else.
   const Expr *constantValue(const Expr &e) {
+    if (e.kind == ExprKind::Neg && e.operands[0]->kind == ExprKind::Name) {
+      // `-c` with c a parameter here: resolved now, in this scope, so that the
+      // inner block's own `c` never refers to itself.
+      const Expr *inner = constantValue(*e.operands[0]);
+      if (inner == nullptr)
+        return nullptr;
+      if (inner->kind != ExprKind::Int && inner->kind != ExprKind::Float &&
+          inner->kind != ExprKind::Neg) {
+        diag_.error(e.loc, "only a number can be negated");
+        return nullptr;
+      }
+      auto neg = std::make_unique<Expr>(ExprKind::Neg, e.loc);
+      neg->operands.push_back(copyNumber(*inner));
+      owned_.push_back(std::move(neg));
+      return owned_.back().get();
+    }
     if (e.kind == ExprKind::Name) {
       if (auto it = scope_->constants.find(e.text); it != scope_->constants.end())
         return it->second;
@@ -641,8 +679,28 @@ private:
     return &e;
   }
 
+  /// A copy of a (possibly negated) numeric literal.
+  static ExprPtr copyNumber(const Expr &e) {
+    auto out = std::make_unique<Expr>(e.kind, e.loc);
+    out->intValue = e.intValue;
+    out->floatValue = e.floatValue;
+    out->text = e.text;
+    for (const ExprPtr &o : e.operands)
+      out->operands.push_back(copyNumber(*o));
+    return out;
+  }
+
   std::optional<int> applyOp(const OpDef &op, const std::vector<int> &inputs, const Attrs &attrs,
                              SourceLoc loc, const std::optional<Ident> &label) {
+    if (tooLarge_)
+      return std::nullopt;
+    if (model_.layers.size() >= kMaxLayers) {
+      diag_.error(loc, "the model has more than " + withThousands(kMaxLayers) +
+                           " layers once its blocks are expanded",
+                  "a block that uses another block several times multiplies its layers");
+      tooLarge_ = true;
+      return std::nullopt;
+    }
     std::string name = layerName(op.name, label);
     if (!claimName(name, label, loc))
       failed_ = true; // go on checking shapes; the program is wrong anyway
@@ -675,7 +733,7 @@ private:
       for (ParamSpec &p : op.params(query)) {
         std::optional<int64_t> count = product(p.shape);
         if (!count || *count > kMaxElements) {
-          diag_.error(loc, shown + "." + p.name + " would have more than 2^40 parameters");
+          diag_.error(loc, name + "." + p.name + " would have more than 2^40 parameters");
           return std::nullopt;
         }
         layer.params.push_back(
@@ -694,9 +752,11 @@ private:
   Model model_;
   Scope *scope_ = nullptr;
   bool failed_ = false;
+  bool tooLarge_ = false; ///< a limit was hit: stop expanding at once
   std::map<std::string, SourceLoc> layerNames_; ///< full names of layers and block uses
   std::vector<const BlockDecl *> expanding_;     ///< blocks being expanded, outermost first
   std::set<const BlockDecl *> warnedBlocks_;
+  std::vector<ExprPtr> owned_; ///< constants made while binding parameters
 };
 
 } // namespace

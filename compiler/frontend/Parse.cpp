@@ -71,14 +71,16 @@ bool checkUtf8(const SourceFile &src, uint32_t file, Diag &diag) {
 /// Rejects, before ANTLR sees them, nesting deeper than kMaxNesting (which
 /// would recurse too deeply) and files of more than kMaxTokens tokens (which
 /// would take ANTLR more than a second or so). Strings and comments are
-/// skipped; a run of unary minus signs counts as nesting too, since each one
-/// is a level of recursion in the parser. Tokens are counted roughly: a run
-/// of letters, digits, '_' and '.' is one, a string is one, and any other
-/// character is one.
+/// skipped, exactly as the lexer skips them (a line comment ends at '\n' or
+/// '\r'). Besides brackets, a run of unary minus signs and a chain of '@'
+/// in one statement count as nesting: each is a level of the syntax tree.
+/// Tokens are counted from above: a run of letters, digits and '_' is one,
+/// a '.' starts a new one (".5.5" is two numbers), a string is one, and any
+/// other character is one.
 bool prescan(const SourceFile &src, uint32_t file, Diag &diag) {
   const std::string &t = src.text();
   uint32_t line = 1, column = 1;
-  int depth = 0, minusRun = 0;
+  int depth = 0, minusRun = 0, matmuls = 0;
   size_t tokens = 0;
   bool inWord = false;
   auto countToken = [&]() {
@@ -101,7 +103,7 @@ bool prescan(const SourceFile &src, uint32_t file, Diag &diag) {
   };
   for (size_t i = 0; i < t.size();) {
     char c = t[i];
-    bool wordChar = std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
+    bool wordChar = std::isalnum(static_cast<unsigned char>(c)) || c == '_';
     if (!wordChar)
       inWord = false;
     if (c == '"') { // string: to the closing quote or the end of the line
@@ -119,7 +121,7 @@ bool prescan(const SourceFile &src, uint32_t file, Diag &diag) {
       continue;
     }
     if (c == '#' || (c == '/' && i + 1 < t.size() && t[i + 1] == '/')) {
-      while (i < t.size() && t[i] != '\n')
+      while (i < t.size() && t[i] != '\n' && t[i] != '\r')
         advance(i);
       continue;
     }
@@ -147,7 +149,11 @@ bool prescan(const SourceFile &src, uint32_t file, Diag &diag) {
       ++minusRun;
     else if (!space)
       minusRun = 0;
-    if (depth + minusRun > kMaxNesting) {
+    if (c == '@')
+      ++matmuls;
+    else if (c == '=' || c == ';' || c == '{' || c == '}')
+      matmuls = 0; // a new statement
+    if (depth + minusRun + matmuls > kMaxNesting) {
       diag.error({file, line, column, 1},
                  "nesting deeper than " + std::to_string(kMaxNesting) + " levels",
                  "name intermediate values (`h = …`) instead of nesting expressions");

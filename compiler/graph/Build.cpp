@@ -38,13 +38,14 @@ Graph buildLossGraph(const Program &program) {
   Graph g = buildGraph(program);
   ValueId logits = g.outputs[0];
   ValueId labels =
-      g.addValue({ValueKind::Label, DType::I64, Shape::batched({}), "labels", -1, {}});
+      g.addValue({ValueKind::Label, DType::I64, Shape::batched({}), kLabelsName, -1, {}});
   const OpDef *loss = findOp(program.loss.name);
   if (loss == nullptr)
     throw std::logic_error("internal error: unknown loss " + program.loss.name);
   // The labels follow the data input, as a layer's parameters do: the shape
   // rule sees the model's output only.
-  g.outputs = {g.apply(*loss, {logits, labels}, program.loss.attrs, "loss", program.loss.loc, 1)};
+  g.outputs = {g.apply(*loss, {logits, labels}, program.loss.attrs, "loss", program.loss.loc, 1,
+                       kLossName)};
   return g;
 }
 

@@ -10,8 +10,8 @@ namespace nnc {
 /// inference graph): one node per layer, each layer's parameters explicit.
 Graph buildGraph(const Program &program);
 
-/// The model followed by its loss: a `labels` value (one class index per
-/// example) and the loss node, the graph's only output, a scalar.
+/// The model followed by its loss: a `@labels` value (one class index per
+/// example) and the loss node `@loss`, the graph's only output, a scalar.
 Graph buildLossGraph(const Program &program);
 
 } // namespace nnc

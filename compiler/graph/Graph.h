@@ -22,6 +22,17 @@ namespace nnc {
 
 using ValueId = int;
 
+// Names of values the compiler makes. They contain characters no name in a
+// .nn file can, so they never collide with the user's.
+inline const std::string kLabelsName = "@labels";      ///< a loss graph's labels
+inline const std::string kLossName = "@loss";          ///< a loss graph's loss
+inline const std::string kStepName = "@step";          ///< step graphs' scalar inputs
+inline const std::string kStepsPerEpochName = "@steps_per_epoch";
+inline const std::string kBaseLrName = "@base_lr";
+inline const std::string kLrName = "@lr";              ///< the learning rate a step used
+/// The gradient of value `name`: `d:fc1.weight`.
+inline std::string gradName(const std::string &name) { return "d:" + name; }
+
 enum class DType { F32, I64 };
 
 /// Where a value comes from.

@@ -18,9 +18,9 @@ StepResult runStep(const StepGraph &step, std::map<std::string, Tensor> &state,
   std::map<std::string, Tensor> feeds = state;
   for (const auto &[name, t] : batch)
     feeds[name] = t;
-  feeds["step"] = scalar(static_cast<double>(stepNumber));
-  feeds["steps_per_epoch"] = scalar(static_cast<double>(stepsPerEpoch));
-  feeds["base_lr"] = scalar(baseLr);
+  feeds[kStepName] = scalar(static_cast<double>(stepNumber));
+  feeds[kStepsPerEpochName] = scalar(static_cast<double>(stepsPerEpoch));
+  feeds[kBaseLrName] = scalar(baseLr);
   EvalContext c = ctx;
   c.step = static_cast<uint64_t>(stepNumber);
   std::vector<Tensor> values = interpret(g, feeds, c);

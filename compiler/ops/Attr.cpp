@@ -107,6 +107,7 @@ AttrSpec windowAttr(std::string name, std::optional<std::vector<int64_t>> def, s
                     int64_t min) {
   AttrSpec s = intListAttr(std::move(name), std::move(def), std::move(doc));
   s.min = atLeast(static_cast<double>(min));
+  s.max = atMost(1 << 20); // windows past a million pixels are mistakes, and overflow later
   s.maxItems = 2;
   return s;
 }

@@ -296,6 +296,11 @@ ShapeResult constructorShape(const ShapeQuery &q) {
 
 ShapeResult concatShape(const ShapeQuery &q) {
   const Shape &first = q.inputs[0];
+  for (const Shape &s : q.inputs)
+    if (s.isBatched() != first.isBatched())
+      return error(q.layer + " joins a batch with a tensor that has no batch axis: " +
+                       first.str() + " and " + s.str(),
+                   "every input of concat must be a batch, or none");
   int64_t axis = q.attrs.getInt("axis");
   int64_t a = normalizeAxis(axis, first.rank());
   if (a < 0)

@@ -152,8 +152,17 @@ void Diag::report(const Diagnostic &reported) {
            .second)
     return;
   Diagnostic d = reported;
-  for (auto it = context_.rbegin(); it != context_.rend(); ++it)
+  // The innermost uses say the most; past a few, one line says how many more.
+  constexpr size_t kShown = 3;
+  size_t shown = 0;
+  for (auto it = context_.rbegin(); it != context_.rend() && shown < kShown; ++it, ++shown)
     d.notes.push_back(*it);
+  if (context_.size() > kShown) {
+    Diagnostic::Note outermost = context_.front();
+    if (size_t between = context_.size() - kShown - 1; between > 0)
+      outermost.message += " (and " + std::to_string(between) + " uses in between)";
+    d.notes.push_back(outermost);
+  }
   if (deferring_)
     deferred_.push_back(d);
   else

@@ -88,7 +88,7 @@ ValueId learningRate(Graph &g, const Program &p, const StepGraph &s) {
     ValueId ramp = e.div(s.step, e.scale(s.stepsPerEpoch, w));
     lr = e.mul(lr, e.op("minimum", {ramp, e.constant(1)}));
   }
-  e.name(lr, "lr");
+  e.name(lr, kLrName);
   return lr;
 }
 
@@ -171,9 +171,9 @@ void appendRunningStats(Graph &g, StepGraph &s) {
 }
 
 void addScalars(Graph &g, StepGraph &s) {
-  s.step = scalarInput(g, "step");
-  s.stepsPerEpoch = scalarInput(g, "steps_per_epoch");
-  s.baseLr = scalarInput(g, "base_lr");
+  s.step = scalarInput(g, kStepName.c_str());
+  s.stepsPerEpoch = scalarInput(g, kStepsPerEpochName.c_str());
+  s.baseLr = scalarInput(g, kBaseLrName.c_str());
 }
 
 /// Forward, loss and backward; fills s.loss and s.grads.
@@ -233,7 +233,7 @@ StepGraph buildUpdateStep(const Program &p) {
   for (ValueId id : model.params()) {
     const Value &v = model.value(id);
     params.push_back(g.addValue(v));
-    grads.push_back(g.addValue({ValueKind::Input, DType::F32, v.shape, "d." + v.name, -1, {}}));
+    grads.push_back(g.addValue({ValueKind::Input, DType::F32, v.shape, gradName(v.name), -1, {}}));
   }
   addScalars(g, s);
   s.lr = learningRate(g, p, s);

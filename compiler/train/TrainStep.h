@@ -36,7 +36,7 @@ StepGraph buildTrainStep(const Program &program);
 /// Outputs the loss and every parameter's gradient.
 StepGraph buildGradStep(const Program &program);
 /// The update half: reads every parameter, its gradient (an input named
-/// `d.<parameter>`) and the optimizer state, and updates them.
+/// gradName(parameter), `d:fc1.weight`) and the optimizer state, and updates them.
 StepGraph buildUpdateStep(const Program &program);
 
 /// The names of the optimizer state PyTorch keeps per parameter:

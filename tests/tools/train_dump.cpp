@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < n; ++i)
       labels[static_cast<size_t>(i)] = static_cast<double>((i * 7 + t) % classes);
     double baseLr = program->optimizer.attrs.getFloat("lr");
-    StepResult r = runStep(step, state, {{input.name, x}, {"labels", labels}}, t, perEpoch, baseLr,
+    StepResult r = runStep(step, state, {{input.name, x}, {kLabelsName, labels}}, t, perEpoch, baseLr,
                            EvalContext{true, seed, 0});
     std::printf("  {\"x\": %s, \"labels\": %s, \"loss\": %.17g, \"lr\": %.17g}%s\n", json(x).c_str(),
                 json(labels).c_str(), r.loss, r.lr, t == steps ? "" : ",");

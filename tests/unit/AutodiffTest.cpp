@@ -47,7 +47,7 @@ std::map<std::string, Tensor> feedsFor(const Graph &g, int64_t n) {
   Tensor labels({n});
   for (int64_t i = 0; i < n; ++i)
     labels[static_cast<size_t>(i)] = static_cast<double>(i % 2);
-  feeds["labels"] = labels;
+  feeds[kLabelsName] = labels;
   return feeds;
 }
 
@@ -92,7 +92,7 @@ TEST_CASE("a parameter shared by two nodes gets the sum of both gradients") {
   ValueId w2 = h.addValue({ValueKind::Param, DType::F32, Shape{{2, 4}}, "w2", -1,
                            {Initializer::Kind::Uniform, 0.5}});
   ValueId out = h.apply(*findOp("dense"), {y2, w2}, two, "out", {}, 1);
-  ValueId labels = h.addValue({ValueKind::Label, DType::I64, Shape::batched({}), "labels", -1, {}});
+  ValueId labels = h.addValue({ValueKind::Label, DType::I64, Shape::batched({}), kLabelsName, -1, {}});
   h.outputs = {h.apply(*findOp("cross_entropy"), {out, labels}, {}, "loss", {}, 1)};
   REQUIRE(verifyGraph(h).empty());
   Differentiated d = differentiate(h, h.outputs[0], h.params());

@@ -33,7 +33,7 @@ std::map<std::string, Tensor> batchOf(const Graph &g, int64_t n, int64_t classes
   Tensor labels({n});
   for (int64_t i = 0; i < n; ++i)
     labels[static_cast<size_t>(i)] = static_cast<double>((i + static_cast<int64_t>(key)) % classes);
-  return {{g.values[0].name, x}, {"labels", labels}};
+  return {{g.values[0].name, x}, {kLabelsName, labels}};
 }
 
 /// The learning rate the step graph computes at `step`.
@@ -42,7 +42,7 @@ double lrAt(const Program &p, int64_t step, int64_t stepsPerEpoch) {
   std::map<std::string, Tensor> state = initialParams(s.graph, 1);
   std::map<std::string, Tensor> grads;
   for (const Value &v : s.graph.values)
-    if (v.kind == ValueKind::Input && v.name.rfind("d.", 0) == 0)
+    if (v.kind == ValueKind::Input && v.name.rfind("d:", 0) == 0)
       grads[v.name] = Tensor(v.shape.dims);
   return runStep(s, state, grads, step, stepsPerEpoch, 0.1, EvalContext{true, 1, 0}).lr;
 }
@@ -87,7 +87,7 @@ void checkOptimizer(const std::string &settings,
   for (int t = 1; t <= 3; ++t) {
     std::map<std::string, Tensor> grads;
     for (const Value &v : s.graph.values)
-      if (v.kind == ValueKind::Input && v.name.rfind("d.", 0) == 0) {
+      if (v.kind == ValueKind::Input && v.name.rfind("d:", 0) == 0) {
         Tensor g(v.shape.dims);
         for (size_t i = 0; i < g.size(); ++i)
           g[i] = std::sin(static_cast<double>(i * 7 + static_cast<size_t>(t) * 3));
@@ -95,7 +95,7 @@ void checkOptimizer(const std::string &settings,
       }
     runStep(s, state, grads, t, 100, p.optimizer.attrs.getFloat("lr"), EvalContext{true, 1, 0});
     for (size_t i = 0; i < hand.size(); ++i)
-      hand[i] = rule(t, hand[i], grads["d.fc.weight"][i], handState[i]);
+      hand[i] = rule(t, hand[i], grads[gradName("fc.weight")][i], handState[i]);
   }
   for (size_t i = 0; i < hand.size(); ++i)
     CHECK(state["fc.weight"][i] == Approx(hand[i]).epsilon(1e-12));
@@ -163,7 +163,7 @@ TEST_CASE("the gradient half then the update half equal the whole step") {
     std::map<std::string, Tensor> grads;
     std::vector<ValueId> params = grad.graph.params();
     for (size_t i = 0; i < params.size(); ++i)
-      grads["d." + grad.graph.value(params[i]).name] = values[static_cast<size_t>(grad.grads[i])];
+      grads[gradName(grad.graph.value(params[i]).name)] = values[static_cast<size_t>(grad.grads[i])];
     StepResult b = runStep(update, two, grads, t, 2, 0.01, ctx);
     CHECK(a.loss == values[static_cast<size_t>(grad.loss)][0]);
     CHECK(a.lr == b.lr);
@@ -224,7 +224,7 @@ TEST_CASE("the interpreter trains examples/mnist.nn on data it can learn") {
       }
     }
   }
-  std::map<std::string, Tensor> batch{{"x", x}, {"labels", labels}};
+  std::map<std::string, Tensor> batch{{"x", x}, {kLabelsName, labels}};
   double first = 0, last = 0;
   for (int t = 1; t <= 60; ++t) {
     StepResult r = runStep(s, state, batch, t, 1000, 1e-3, EvalContext{true, 42, 0});
