@@ -412,11 +412,6 @@ private:
     std::vector<const Arg *> rest(positional.begin() + static_cast<long>(next), positional.end());
     for (const Arg *arg : rest)
       if (isTensor(*arg->value)) {
-        if (arity == kVariadic) {
-          diag_.error(arg->loc, callee.name + " takes its inputs first, then its attributes",
-                      "move this input before the constants, or name the attributes: axis=…");
-          return std::nullopt;
-        }
         // `x -> dense(h)`: a tensor where attributes go.
         size_t n = inputs.size();
         std::string given = piped ? std::string(", and '->' already gives ") +
@@ -446,6 +441,13 @@ private:
       size_t tensors = 0;
       while (tensors < positional.size() && !isConstant(*positional[tensors]->value))
         ++tensors;
+      for (size_t later = tensors; later < positional.size(); ++later)
+        if (isTensor(*positional[later]->value)) {
+          diag_.error(positional[later]->loc,
+                      callee.name + " takes its inputs first, then its attributes",
+                      "move this input before the constants, or name the attributes: axis=…");
+          return false;
+        }
       wanted = inputs.size() + tensors;
     }
     if (arity == 0 && !inputs.empty()) {

@@ -213,3 +213,50 @@ TEST_CASE("docs/CLI.md documents exactly the flags of nnc --help") {
   REQUIRE(!help.empty());
   CHECK(help == documented);
 }
+
+TEST_CASE("regressions: inputs that once overflowed the stack or ran away") {
+  TempDir dir;
+  auto run = [&](const std::string &name, const std::string &text) {
+    dir.write(name, text);
+    Run r = nnc({name}, dir.path);
+    INFO(r.err.substr(0, 400));
+    CHECK(r.status == 1);
+    checkAnsweredQuickly(r);
+    return r.err;
+  };
+  std::string chain = "model M(x: [4, 4]) { return x";
+  for (int i = 0; i < 40000; ++i)
+    chain += " @ x";
+  CHECK(run("chain.nn", chain + " -> flatten -> dense(10) }\nloss mse\noptimizer adam\n")
+            .find("nesting deeper than 256 levels") != std::string::npos);
+  // A comment ended by a lone carriage return: the pre-scan sees what follows.
+  std::string cr = "model M(x: [2]) { # c\r return " + std::string(50000, '(') + "x" +
+                   std::string(50000, ')') + " -> dense(2) }\nloss mse\noptimizer adam\n";
+  CHECK(run("cr.nn", cr).find("nesting deeper than 256 levels") != std::string::npos);
+  std::string blocks;
+  for (int i = 0; i < 4000; ++i)
+    blocks += "block b" + std::to_string(i) + "()(x) { x -> b" + std::to_string(i + 1) + " }\n";
+  blocks += "block b4000()(x) { x -> relu }\nmodel M(x: [10]) { x -> b0 -> dense(2) }\n"
+            "loss mse\noptimizer adam\n";
+  CHECK(run("deep.nn", blocks).find("blocks are nested more than 64 deep") != std::string::npos);
+  std::string doubling = "block b0()(x) { x -> relu }\n";
+  for (int i = 1; i < 24; ++i)
+    doubling += "block b" + std::to_string(i) + "()(x) { x -> b" + std::to_string(i - 1) +
+                " -> b" + std::to_string(i - 1) + " }\n";
+  doubling += "model M(x: [10]) { x -> b23 -> dense(10) }\nloss mse\noptimizer adam\n";
+  CHECK(run("doubling.nn", doubling).find("more than 100,000 layers") != std::string::npos);
+  std::string dots = "optimizer sgd(";
+  while (dots.size() < 3'000'000)
+    dots += ".5";
+  CHECK(run("dots.nn", dots + ")\n").find("more than 200,000 tokens") != std::string::npos);
+}
+
+TEST_CASE("a value named like a generated one does not break --emit=grad") {
+  TempDir dir;
+  dir.write("labels.nn", "model M(labels: [10]) { d = labels -> loss: dense(10)\n"
+                         "return d -> fc1: dense(3) }\nloss cross_entropy\noptimizer adam\n");
+  Run r = nnc({"labels.nn", "--emit=grad"}, dir.path);
+  INFO(r.err);
+  CHECK(r.status == 0);
+  CHECK(r.out.find("return %@loss, %d:loss.weight") != std::string::npos);
+}

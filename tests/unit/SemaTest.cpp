@@ -263,3 +263,24 @@ TEST_CASE("the examples' convolutional models check, with PyTorch's parameter co
   REQUIRE(c.program);
   CHECK(c.program->model.paramCount() == 225034);
 }
+
+TEST_CASE("regressions from review: concat batchedness, huge windows, input aliases") {
+  CHECK(mentions(compile(withModel("[5]", "concat(randn(1, 5), x, axis=0) -> dense(2)")),
+                 "joins a batch with a tensor that has no batch axis"));
+  CHECK(mentions(compile(withModel("[1, 28, 28]",
+                                   "x -> conv2d(4, 3, padding=9223372036854775807) -> flatten "
+                                   "-> dense(2)")),
+                 "must be at most 1048576"));
+  test::Compiled alias = compile(withModel("[10]", "h = x\ng = h\nreturn g -> dense(2)"));
+  REQUIRE(alias.program);
+  CHECK(alias.program->model.values[static_cast<size_t>(alias.program->model.inputs[0])].name ==
+        "x");
+  test::Compiled neg = compile("block inner(c)(x) { x -> softmax(axis=c) }\n"
+                               "block outer(c)(x) { x -> inner(c=-c) -> softmax(axis=-c) }\n" +
+                               withModel("[3, 4]", "x -> outer(1) -> flatten -> dense(2)"));
+  INFO(neg.diagnostics);
+  REQUIRE(neg.program);
+  CHECK(neg.program->model.layers[0].attrs.getInt("axis") == -1);
+  CHECK(mentions(compile(withModel("[4]", "concat(x, 1, x) -> dense(2)")),
+                 "concat takes its inputs first, then its attributes"));
+}
