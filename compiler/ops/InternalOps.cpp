@@ -3,8 +3,7 @@
 // batch_sum, …) and the scalar plumbing of a loss (sum_all, fill). Each has
 // a shape rule and a reference kernel like any other row; none can be
 // written in a .nn file.
-#include "interp/Tensor.h"
-#include "ops/OpTable.h"
+#include "ops/Kernels.h"
 
 #include <algorithm>
 #include <cmath>
@@ -14,9 +13,7 @@
 namespace nnc {
 namespace {
 
-using Kernel = std::function<void(const KernelCall &)>;
-
-const Tensor &in(const KernelCall &k, size_t i) { return *k.inputs.at(i); }
+using namespace kernels;
 
 ShapeError fail(std::string message) { return ShapeError{std::move(message), ""}; }
 
@@ -33,23 +30,6 @@ ShapeResult sameAsFirstTwo(const ShapeQuery &q) {
 
 std::vector<int64_t> tail(const Shape &s) {
   return s.isBatched() ? std::vector<int64_t>(s.dims.begin() + 1, s.dims.end()) : s.dims;
-}
-
-std::pair<int64_t, int64_t> window(const Attrs &attrs, const char *name) {
-  const std::vector<int64_t> &v = attrs.getIntList(name);
-  return {v[0], v.size() == 2 ? v[1] : v[0]};
-}
-
-struct Geometry {
-  int64_t kh, kw, sh, sw, ph, pw;
-};
-
-Geometry geometry(const Attrs &attrs) {
-  Geometry g{};
-  std::tie(g.kh, g.kw) = window(attrs, "kernel");
-  std::tie(g.sh, g.sw) = attrs.has("stride") ? window(attrs, "stride") : std::make_pair(g.kh, g.kw);
-  std::tie(g.ph, g.pw) = window(attrs, "padding");
-  return g;
 }
 
 // ---- elementwise derivatives: dy times f'(x), or f' from the saved output y ----
@@ -328,13 +308,6 @@ void batchnormGradWeight(const KernelCall &k) {
 }
 
 // ---- losses and scalars ----
-
-size_t label(const Tensor &labels, int64_t row, int64_t classes) {
-  double l = labels[static_cast<size_t>(row)];
-  if (!(l >= 0 && l < static_cast<double>(classes)))
-    throw std::logic_error("internal error: label out of range");
-  return static_cast<size_t>(l);
-}
 
 /// cross_entropy_grad(dL, z, labels) = dL (softmax(z) - one_hot) / N.
 void crossEntropyGrad(const KernelCall &k) {

@@ -4,8 +4,7 @@
 // tested against them, and gradients are checked with them.
 //
 // Shapes were checked when the graph was built, so kernels trust them.
-#include "interp/Tensor.h"
-#include "ops/OpTable.h"
+#include "ops/Kernels.h"
 
 #include "Random.h"
 
@@ -19,9 +18,7 @@
 namespace nnc {
 namespace {
 
-using Kernel = std::function<void(const KernelCall &)>;
-
-const Tensor &in(const KernelCall &k, size_t i) { return *k.inputs.at(i); }
+using namespace kernels;
 
 /// Applies `f` to every element of input 0.
 Kernel unary(double (*f)(double, const Attrs &)) {
@@ -40,24 +37,6 @@ Kernel binary(double (*f)(double, double)) {
     for (size_t i = 0; i < k.out.size(); ++i)
       k.out[i] = f(a[i % a.size()], b[i % b.size()]);
   };
-}
-
-/// A 2-D window attribute: k means k×k.
-std::pair<int64_t, int64_t> window(const Attrs &attrs, const char *name) {
-  const std::vector<int64_t> &v = attrs.getIntList(name);
-  return {v[0], v.size() == 2 ? v[1] : v[0]};
-}
-
-struct Geometry {
-  int64_t kh, kw, sh, sw, ph, pw;
-};
-
-Geometry geometry(const Attrs &attrs) {
-  Geometry g{};
-  std::tie(g.kh, g.kw) = window(attrs, "kernel");
-  std::tie(g.sh, g.sw) = attrs.has("stride") ? window(attrs, "stride") : std::make_pair(g.kh, g.kw);
-  std::tie(g.ph, g.pw) = window(attrs, "padding");
-  return g;
 }
 
 void dense(const KernelCall &k) {
@@ -294,13 +273,6 @@ void randn(const KernelCall &k) {
   }
 }
 
-size_t labelOf(const Tensor &labels, int64_t row, int64_t classes) {
-  double l = labels[static_cast<size_t>(row)];
-  if (!(l >= 0 && l < static_cast<double>(classes)) || l != std::floor(l))
-    throw std::logic_error("internal error: label " + std::to_string(l) + " out of range");
-  return static_cast<size_t>(l);
-}
-
 /// Mean over the batch of -log softmax(z)[label] (nn.CrossEntropyLoss).
 void crossEntropy(const KernelCall &k) {
   const Tensor &z = in(k, 0), &labels = in(k, 1);
@@ -313,7 +285,7 @@ void crossEntropy(const KernelCall &k) {
     double sum = 0;
     for (int64_t j = 0; j < c; ++j)
       sum += std::exp(z[static_cast<size_t>(r * c + j)] - m);
-    total += m + std::log(sum) - z[static_cast<size_t>(r * c) + labelOf(labels, r, c)];
+    total += m + std::log(sum) - z[static_cast<size_t>(r * c) + label(labels, r, c)];
   }
   k.out[0] = total / static_cast<double>(n);
 }
@@ -324,9 +296,9 @@ void mse(const KernelCall &k) {
   int64_t n = y.dims[0], c = y.dims[1];
   double total = 0;
   for (int64_t r = 0; r < n; ++r) {
-    size_t label = labelOf(labels, r, c);
+    size_t l = label(labels, r, c);
     for (int64_t j = 0; j < c; ++j) {
-      double d = y[static_cast<size_t>(r * c + j)] - (static_cast<size_t>(j) == label ? 1.0 : 0.0);
+      double d = y[static_cast<size_t>(r * c + j)] - (static_cast<size_t>(j) == l ? 1.0 : 0.0);
       total += d * d;
     }
   }

@@ -4,11 +4,9 @@
 // the output with PyTorch.
 //
 //   interp_dump FILE.nn BATCH SEED [train]
-#include "frontend/Parse.h"
-#include "frontend/Sema.h"
+#include "ToolSupport.h"
 #include "graph/Build.h"
 #include "interp/Interpreter.h"
-#include "support/Files.h"
 
 #include "Random.h"
 
@@ -17,36 +15,12 @@
 
 using namespace nnc;
 
-namespace {
-
-void printTensor(const std::string &name, const Tensor &t, bool last) {
-  std::printf("  \"%s\": {\"dims\": [", name.c_str());
-  for (size_t i = 0; i < t.dims.size(); ++i)
-    std::printf("%s%lld", i ? ", " : "", static_cast<long long>(t.dims[i]));
-  std::printf("], \"data\": [");
-  for (size_t i = 0; i < t.size(); ++i)
-    std::printf("%s%.17g", i ? ", " : "", t[i]);
-  std::printf("]}%s\n", last ? "" : ",");
-}
-
-} // namespace
-
 int main(int argc, char **argv) {
   if (argc < 4) {
     std::fprintf(stderr, "usage: interp_dump FILE.nn BATCH SEED [train]\n");
     return 2;
   }
-  SourceManager sources;
-  Diag diag(sources, std::cerr);
-  std::string error;
-  std::optional<std::string> text = readSourceFile(argv[1], error);
-  if (!text) {
-    std::fprintf(stderr, "%s\n", error.c_str());
-    return 1;
-  }
-  uint32_t file = sources.add(argv[1], *text);
-  Module module = parseModule(sources, file, diag);
-  std::optional<Program> program = diag.hasErrors() ? std::nullopt : analyze(module, sources, diag);
+  std::optional<Program> program = tools::loadProgram(argv[1]);
   if (!program)
     return 1;
   int64_t batch = std::stoll(argv[2]);
@@ -67,8 +41,9 @@ int main(int argc, char **argv) {
   std::vector<Tensor> values = interpret(graph, feeds, ctx);
   std::printf("{\n");
   for (const auto &[name, t] : feeds)
-    printTensor(name, t, false);
-  printTensor("@output", values[static_cast<size_t>(graph.outputs[0])], true);
+    std::printf("  \"%s\": %s,\n", name.c_str(), tools::tensorJson(t).c_str());
+  std::printf("  \"@output\": %s\n",
+              tools::tensorJson(values[static_cast<size_t>(graph.outputs[0])]).c_str());
   std::printf("}\n");
   return 0;
 }

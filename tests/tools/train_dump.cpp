@@ -5,10 +5,8 @@
 // with torch.optim.
 //
 //   train_dump FILE.nn STEPS BATCH STEPS_PER_EPOCH SEED
-#include "frontend/Parse.h"
-#include "frontend/Sema.h"
+#include "ToolSupport.h"
 #include "interp/Trainer.h"
-#include "support/Files.h"
 
 #include "Random.h"
 
@@ -19,25 +17,12 @@ using namespace nnc;
 
 namespace {
 
-std::string json(const Tensor &t) {
-  std::string s = "{\"dims\": [";
-  for (size_t i = 0; i < t.dims.size(); ++i)
-    s += (i ? ", " : "") + std::to_string(t.dims[i]);
-  s += "], \"data\": [";
-  char buf[32];
-  for (size_t i = 0; i < t.size(); ++i) {
-    std::snprintf(buf, sizeof buf, "%.17g", t[i]);
-    s += (i ? ", " : "") + std::string(buf);
-  }
-  return s + "]}";
-}
-
 std::string params(const Graph &g, const std::map<std::string, Tensor> &state) {
   std::string s = "{";
   bool first = true;
   for (ValueId id : g.params()) {
     const std::string &name = g.value(id).name;
-    s += std::string(first ? "" : ", ") + "\"" + name + "\": " + json(state.at(name));
+    s += std::string(first ? "" : ", ") + "\"" + name + "\": " + tools::tensorJson(state.at(name));
     first = false;
   }
   return s + "}";
@@ -50,16 +35,7 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "usage: train_dump FILE.nn STEPS BATCH STEPS_PER_EPOCH SEED\n");
     return 2;
   }
-  SourceManager sources;
-  Diag diag(sources, std::cerr);
-  std::string error;
-  std::optional<std::string> text = readSourceFile(argv[1], error);
-  if (!text) {
-    std::fprintf(stderr, "%s\n", error.c_str());
-    return 1;
-  }
-  Module module = parseModule(sources, sources.add(argv[1], *text), diag);
-  std::optional<Program> program = diag.hasErrors() ? std::nullopt : analyze(module, sources, diag);
+  std::optional<Program> program = tools::loadProgram(argv[1]);
   if (!program)
     return 1;
   int steps = std::stoi(argv[2]);
@@ -79,8 +55,8 @@ int main(int argc, char **argv) {
     double baseLr = program->optimizer.attrs.getFloat("lr");
     StepResult r = runStep(step, state, {{input.name, x}, {kLabelsName, labels}}, t, perEpoch, baseLr,
                            EvalContext{true, seed, 0});
-    std::printf("  {\"x\": %s, \"labels\": %s, \"loss\": %.17g, \"lr\": %.17g}%s\n", json(x).c_str(),
-                json(labels).c_str(), r.loss, r.lr, t == steps ? "" : ",");
+    std::printf("  {\"x\": %s, \"labels\": %s, \"loss\": %.17g, \"lr\": %.17g}%s\n", tools::tensorJson(x).c_str(),
+                tools::tensorJson(labels).c_str(), r.loss, r.lr, t == steps ? "" : ",");
   }
   std::printf(" ],\n \"final\": %s}\n", params(step.graph, state).c_str());
   return 0;
