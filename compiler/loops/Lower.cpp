@@ -2,14 +2,13 @@
 // is a sequential loop, so its order is fixed; every multiply-add that the
 // code means to fuse is an explicit Fma.
 //
-// Lowered so far: the ops of multilayer perceptrons and their activations
-// (dense, flatten, reshape, dropout at evaluation, relu, leaky_relu,
-// sigmoid, tanh, gelu, neg, add, mul, softmax, log_softmax, zeros, ones). Convolutions,
-// pooling, batchnorm and the backward pass come next; canLower() says which
-// op stops a graph.
+// Lowered so far: every forward op at evaluation (dropout is the identity,
+// batchnorm uses its running statistics) except randn; the backward pass and
+// the optimizer come next. canLower() says which op stops a graph.
 #include "loops/Lower.h"
 
 #include <cmath>
+#include <tuple>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -20,7 +19,8 @@ namespace {
 const std::set<std::string> &lowerable() {
   static const std::set<std::string> ops = {
       "dense", "flatten", "reshape", "dropout", "relu", "leaky_relu", "sigmoid", "tanh",
-      "gelu",  "neg",     "add",     "mul",     "softmax", "log_softmax", "zeros", "ones"};
+      "gelu",  "neg",     "add",     "mul",     "softmax", "log_softmax", "zeros", "ones",
+      "conv2d", "maxpool2d", "avgpool2d", "batchnorm", "transpose", "concat", "matmul"};
   return ops;
 }
 
@@ -142,6 +142,204 @@ private:
                        loop(i, i64(len), {store(buf(n.output), at(idx(i)), value)})})});
   }
 
+  /// The valid taps of a window along one axis: for output position `o`,
+  /// kernel offsets p with 0 <= o·stride - pad + p < size. Returns the first
+  /// offset and how many there are, so that padding costs no test per tap.
+  std::pair<ExprRef, ExprRef> taps(ExprRef o, int64_t stride, int64_t pad, int64_t kernel,
+                                   int64_t size) {
+    ExprRef start = binary(BinaryOp::Sub, i64(pad), mul(o, i64(stride)));
+    ExprRef lo = binary(BinaryOp::Max, i64(0), start);
+    ExprRef hi = binary(BinaryOp::Min, i64(kernel), add(start, i64(size)));
+    return {lo, binary(BinaryOp::Max, i64(0), binary(BinaryOp::Sub, hi, lo))};
+  }
+
+  struct Window {
+    int64_t kh, kw, sh, sw, ph, pw;
+  };
+
+  static Window window(const Attrs &a) {
+    auto pair = [&](const char *name) {
+      const std::vector<int64_t> &v = a.getIntList(name);
+      return std::make_pair(v[0], v.size() == 2 ? v[1] : v[0]);
+    };
+    Window w{};
+    std::tie(w.kh, w.kw) = pair("kernel");
+    std::tie(w.sh, w.sw) = a.has("stride") ? pair("stride") : std::make_pair(w.kh, w.kw);
+    std::tie(w.ph, w.pw) = pair("padding");
+    return w;
+  }
+
+  /// conv2d and pooling: for each output position, a reduction over the
+  /// valid taps of its window (and the channels, for conv2d), in a fixed order.
+  Stmt windowed(const Node &n, const std::string &kind) {
+    const Shape &xs = g_.value(n.inputs[0]).shape, &ys = g_.value(n.output).shape;
+    int64_t c = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
+    int64_t oc = ys.dims[1], oh = ys.dims[2], ow = ys.dims[3];
+    Window g = window(n.attrs);
+    bool conv = kind == "conv2d";
+    int b = newVar(), f = newVar(), i = newVar(), j = newVar(), ch = newVar(), p = newVar(),
+        q = newVar(), s = newVar();
+    auto [plo, pn] = taps(idx(i), g.sh, g.ph, g.kh, h);
+    auto [qlo, qn] = taps(idx(j), g.sw, g.pw, g.kw, w);
+    ExprRef kp = add(plo, idx(p)), kq = add(qlo, idx(q));
+    ExprRef y = add(binary(BinaryOp::Sub, mul(idx(i), i64(g.sh)), i64(g.ph)), kp);
+    ExprRef xcol = add(binary(BinaryOp::Sub, mul(idx(j), i64(g.sw)), i64(g.pw)), kq);
+    ExprRef channel = conv ? idx(ch) : idx(f);
+    ExprRef xv = load(buf(n.inputs[0]),
+                      add(mul(add(mul(add(mul(idx(b), i64(c)), channel), i64(h)), y), i64(w)),
+                          xcol));
+    ExprRef update;
+    if (conv) {
+      ExprRef wv = load(buf(n.inputs[1]),
+                        add(mul(add(mul(add(mul(idx(f), i64(c)), idx(ch)), i64(g.kh)), kp),
+                                i64(g.kw)),
+                            kq));
+      update = fma(xv, wv, scalar(s));
+    } else if (kind == "maxpool2d") {
+      update = binary(BinaryOp::Max, scalar(s), xv);
+    } else {
+      update = add(scalar(s), xv);
+    }
+    Stmt window2 = loop(p, pn, {loop(q, qn, {assign(s, update)})});
+    ExprRef init = conv ? (n.inputs.size() > 2 ? load(buf(n.inputs[2]), idx(f)) : f32(0))
+                        : (kind == "maxpool2d" ? f32(-INFINITY) : f32(0));
+    ExprRef result = kind == "avgpool2d"
+                         ? binary(BinaryOp::Div, scalar(s), f32(static_cast<double>(g.kh * g.kw)))
+                         : scalar(s);
+    std::vector<Stmt> body{local(s, init)};
+    body.push_back(conv ? loop(ch, i64(c), {window2}) : window2);
+    body.push_back(store(
+        buf(n.output),
+        add(mul(add(mul(add(mul(idx(b), i64(oc)), idx(f)), i64(oh)), idx(i)), i64(ow)), idx(j)),
+        result));
+    return loop(b, batch(),
+                {loop(f, i64(oc), {loop(i, i64(oh), {loop(j, i64(ow), std::move(body))})})});
+  }
+
+  /// batchnorm when evaluating: (x - running_mean) · γ / sqrt(running_var + eps) + β.
+  Stmt batchnormEval(const Node &n) {
+    const Shape &xs = g_.value(n.inputs[0]).shape;
+    int64_t c = xs.dims[1], inner = 1;
+    for (size_t d = 2; d < xs.rank(); ++d)
+      inner *= xs.dims[d];
+    double eps = n.attrs.getFloat("eps");
+    int b = newVar(), ch = newVar(), e = newVar();
+    ExprRef at = add(mul(add(mul(idx(b), i64(c)), idx(ch)), i64(inner)), idx(e));
+    auto param = [&](size_t k) { return load(buf(n.inputs[k]), idx(ch)); };
+    ExprRef scale =
+        binary(BinaryOp::Div, param(1), unary(UnaryOp::Sqrt, add(param(4), f32(eps))));
+    ExprRef value =
+        fma(binary(BinaryOp::Sub, load(buf(n.inputs[0]), at), param(3)), scale, param(2));
+    return loop(b, batch(),
+                {loop(ch, i64(c), {loop(e, i64(inner), {store(buf(n.output), at, value)})})});
+  }
+
+  /// a mod m, for i64 indices.
+  static ExprRef mod(ExprRef a, int64_t m) {
+    return binary(BinaryOp::Sub, a, mul(binary(BinaryOp::Div, a, i64(m)), i64(m)));
+  }
+
+  /// Each input element goes to its place with the two axes swapped.
+  Stmt transpose(const Node &n) {
+    const Shape &xs = g_.value(n.inputs[0]).shape;
+    size_t rank = xs.rank();
+    auto axis = [&](const char *name) {
+      int64_t a = n.attrs.getInt(name);
+      return static_cast<size_t>(a < 0 ? a + static_cast<int64_t>(rank) : a);
+    };
+    size_t a0 = axis("dim0"), a1 = axis("dim1");
+    std::vector<int64_t> dims = xs.dims, outDims = xs.dims;
+    std::swap(outDims[a0], outDims[a1]);
+    // Row-major strides; the first axis's size (perhaps N) is never needed.
+    auto strides = [&](const std::vector<int64_t> &d) {
+      std::vector<int64_t> st(rank, 1);
+      for (size_t k = rank; k-- > 1;)
+        st[k - 1] = st[k] * d[k];
+      return st;
+    };
+    std::vector<int64_t> in = strides(dims), out = strides(outDims);
+    int e = newVar();
+    std::vector<ExprRef> coord(rank);
+    for (size_t k = 0; k < rank; ++k) {
+      ExprRef c = binary(BinaryOp::Div, idx(e), i64(in[k]));
+      coord[k] = k == 0 ? c : mod(c, dims[k]);
+    }
+    std::swap(coord[a0], coord[a1]);
+    ExprRef target = i64(0);
+    for (size_t k = 0; k < rank; ++k)
+      target = add(target, mul(coord[k], i64(out[k])));
+    return loop(e, extent(n.inputs[0]),
+                {store(buf(n.output), target, load(buf(n.inputs[0]), idx(e)))});
+  }
+
+  Stmt concat(const Node &n) {
+    const Shape &ys = g_.value(n.output).shape;
+    int64_t axis = n.attrs.getInt("axis");
+    if (axis < 0)
+      axis += static_cast<int64_t>(ys.rank());
+    int64_t inner = 1, outerPer = 1, total = ys.dims[static_cast<size_t>(axis)];
+    for (size_t d = static_cast<size_t>(axis) + 1; d < ys.rank(); ++d)
+      inner *= ys.dims[d];
+    for (size_t d = 0; d < static_cast<size_t>(axis); ++d)
+      if (ys.dims[d] != kBatch)
+        outerPer *= ys.dims[d];
+    ExprRef outer = ys.isBatched() ? mul(batch(), i64(outerPer)) : i64(outerPer);
+    std::vector<Stmt> parts;
+    int64_t offset = 0;
+    for (ValueId input : n.inputs) {
+      int64_t len = g_.value(input).shape.dims[static_cast<size_t>(axis)];
+      int o = newVar(), i = newVar(), s = newVar();
+      ExprRef from = add(mul(add(mul(idx(o), i64(len)), idx(i)), i64(inner)), idx(s));
+      ExprRef to = add(mul(add(mul(idx(o), i64(total)), add(i64(offset), idx(i))), i64(inner)),
+                       idx(s));
+      parts.push_back(loop(o, outer,
+                           {loop(i, i64(len),
+                                 {loop(s, i64(inner),
+                                       {store(buf(n.output), to, load(buf(input), from))})})}));
+      offset += len;
+    }
+    return block(std::move(parts));
+  }
+
+  /// a @ b: a batch of matrices by a batch of matrices, or a batch of rows
+  /// by one shared matrix; each sum in order of the inner index.
+  Stmt matmul(const Node &n) {
+    const Shape &as = g_.value(n.inputs[0]).shape, &bs = g_.value(n.inputs[1]).shape;
+    int64_t k = as.dims.back(), cols = bs.dims.back();
+    int r = newVar(), j = newVar(), i = newVar(), s = newVar(), l = newVar();
+    auto product = [&](ExprRef aAt, ExprRef bAt, ExprRef yAt) {
+      return std::vector<Stmt>{
+          local(s, f32(0)),
+          loop(i, i64(k),
+               {assign(s, fma(load(buf(n.inputs[0]), aAt), load(buf(n.inputs[1]), bAt),
+                              scalar(s)))}),
+          store(buf(n.output), yAt, scalar(s))};
+    };
+    if (bs.rank() == 2 && !bs.isBatched()) { // [M…, k] @ one shared [k, n]
+      int64_t rowsPer = 1;
+      for (size_t d = 0; d + 1 < as.rank(); ++d)
+        if (as.dims[d] != kBatch)
+          rowsPer *= as.dims[d];
+      ExprRef rows = as.isBatched() ? mul(batch(), i64(rowsPer)) : i64(rowsPer);
+      return loop(r, rows,
+                  {loop(j, i64(cols),
+                        product(add(mul(idx(r), i64(k)), idx(i)),
+                                add(mul(idx(i), i64(cols)), idx(j)),
+                                add(mul(idx(r), i64(cols)), idx(j))))});
+    }
+    int64_t m = as.dims[as.rank() - 2], batchesPer = 1;
+    for (size_t d = 0; d + 2 < as.rank(); ++d)
+      if (as.dims[d] != kBatch)
+        batchesPer *= as.dims[d];
+    ExprRef batches = as.isBatched() ? mul(batch(), i64(batchesPer)) : i64(batchesPer);
+    return loop(l, batches,
+                {loop(r, i64(m),
+                      {loop(j, i64(cols),
+                            product(add(mul(add(mul(idx(l), i64(m)), idx(r)), i64(k)), idx(i)),
+                                    add(mul(add(mul(idx(l), i64(k)), idx(i)), i64(cols)), idx(j)),
+                                    add(mul(add(mul(idx(l), i64(m)), idx(r)), i64(cols)), idx(j))))})});
+  }
+
   Stmt node(const Node &n) {
     std::string comment = n.layer + " (" + n.op->name + ")";
     const std::string &op = n.op->name;
@@ -186,6 +384,16 @@ private:
       s = elementwise(n, [&op](Args) { return f32(op == "ones" ? 1.0 : 0.0); });
     else if (op == "softmax" || op == "log_softmax")
       s = softmax(n, op == "log_softmax");
+    else if (op == "conv2d" || op == "maxpool2d" || op == "avgpool2d")
+      s = windowed(n, op);
+    else if (op == "batchnorm")
+      s = batchnormEval(n);
+    else if (op == "transpose")
+      s = transpose(n);
+    else if (op == "concat")
+      s = concat(n);
+    else if (op == "matmul")
+      s = matmul(n);
     else
       throw std::logic_error("internal error: cannot lower " + op + " yet");
     return block({std::move(s)}, comment);
