@@ -7,8 +7,9 @@
 // the optimizer come next. canLower() says which op stops a graph.
 #include "loops/Lower.h"
 
+#include "ops/Kernels.h"
+
 #include <cmath>
-#include <tuple>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -153,29 +154,13 @@ private:
     return {lo, binary(BinaryOp::Max, i64(0), binary(BinaryOp::Sub, hi, lo))};
   }
 
-  struct Window {
-    int64_t kh, kw, sh, sw, ph, pw;
-  };
-
-  static Window window(const Attrs &a) {
-    auto pair = [&](const char *name) {
-      const std::vector<int64_t> &v = a.getIntList(name);
-      return std::make_pair(v[0], v.size() == 2 ? v[1] : v[0]);
-    };
-    Window w{};
-    std::tie(w.kh, w.kw) = pair("kernel");
-    std::tie(w.sh, w.sw) = a.has("stride") ? pair("stride") : std::make_pair(w.kh, w.kw);
-    std::tie(w.ph, w.pw) = pair("padding");
-    return w;
-  }
-
   /// conv2d and pooling: for each output position, a reduction over the
   /// valid taps of its window (and the channels, for conv2d), in a fixed order.
   Stmt windowed(const Node &n, const std::string &kind) {
     const Shape &xs = g_.value(n.inputs[0]).shape, &ys = g_.value(n.output).shape;
     int64_t c = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
     int64_t oc = ys.dims[1], oh = ys.dims[2], ow = ys.dims[3];
-    Window g = window(n.attrs);
+    kernels::Geometry g = kernels::geometry(n.attrs);
     bool conv = kind == "conv2d";
     int b = newVar(), f = newVar(), i = newVar(), j = newVar(), ch = newVar(), p = newVar(),
         q = newVar(), s = newVar();

@@ -14,14 +14,8 @@ import subprocess
 import sys
 import tempfile
 
-try:
-    import torch
-    import torch.nn.functional as F
-except ImportError:
-    print("skipped: PyTorch is not installed (Debian: apt-get install python3-torch)")
-    sys.exit(77)
-
-torch.set_default_dtype(torch.float64)
+from common import tensor, torch  # skips (exit 77) without PyTorch
+import torch.nn.functional as F
 
 # (input shape per example, the layer as written in .nn, the same in PyTorch
 # given the input x and the parameters p of the layer named `l`, train mode)
@@ -79,9 +73,6 @@ EXPRESSIONS = [
     ([5, 4], "x @ ones(4, 2)", lambda x: x @ torch.ones(4, 2)),
 ]
 
-
-def tensor(entry):
-    return torch.tensor(entry["data"], dtype=torch.float64).reshape(entry["dims"])
 
 
 def main():

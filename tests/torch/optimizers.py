@@ -14,14 +14,8 @@ import subprocess
 import sys
 import tempfile
 
-try:
-    import torch
-    import torch.nn.functional as F
-except ImportError:
-    print("skipped: PyTorch is not installed (Debian: apt-get install python3-torch)")
-    sys.exit(77)
-
-torch.set_default_dtype(torch.float64)
+from common import tensor, torch  # skips (exit 77) without PyTorch
+import torch.nn.functional as F
 STEPS, BATCH, PER_EPOCH = 6, 5, 2
 
 # (.nn optimizer, .nn schedule, PyTorch optimizer, PyTorch scheduler or None)
@@ -46,9 +40,6 @@ CASES = [
      lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=2, gamma=0.1)),
 ]
 
-
-def tensor(entry):
-    return torch.tensor(entry["data"], dtype=torch.float64).reshape(entry["dims"])
 
 
 def main():

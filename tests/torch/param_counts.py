@@ -11,12 +11,8 @@ import re
 import subprocess
 import sys
 
-try:
-    import torch
-    from torch import nn
-except ImportError:
-    print("skipped: PyTorch is not installed (Debian: apt-get install python3-torch)")
-    sys.exit(77)
+from common import torch  # skips (exit 77) without PyTorch
+from torch import nn
 
 
 def mlp():

@@ -14,10 +14,7 @@ using nnc::test::withModel;
 namespace {
 
 Graph lossGraph(const std::string &body, const std::string &input = "[4]") {
-  test::Compiled c = compile(withModel(input, body));
-  INFO(c.diagnostics);
-  REQUIRE(c.program);
-  return buildLossGraph(*c.program);
+  return test::modelGraph(input, body, true);
 }
 
 int count(const Graph &g, const std::string &op) {

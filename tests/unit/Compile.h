@@ -3,7 +3,10 @@
 
 #include "frontend/Parse.h"
 #include "frontend/Sema.h"
+#include "graph/Build.h"
 #include "support/Files.h"
+
+#include <catch2/catch.hpp>
 
 #include <optional>
 #include <sstream>
@@ -45,6 +48,15 @@ inline std::string withModel(const std::string &input, const std::string &body,
                              const std::string &loss = "cross_entropy") {
   return "model Net(x: " + input + ") {\n" + body + "\n}\nloss " + loss +
          "\noptimizer adam(lr=1e-3)\n";
+}
+
+/// The inference graph, or the loss graph, of a model with input `input`
+/// and body `body` (which must check; a failure shows the diagnostics).
+inline Graph modelGraph(const std::string &input, const std::string &body, bool withLoss = false) {
+  Compiled c = compile(withModel(input, body));
+  INFO(c.diagnostics);
+  REQUIRE(c.program);
+  return withLoss ? buildLossGraph(*c.program) : buildGraph(*c.program);
 }
 
 } // namespace nnc::test

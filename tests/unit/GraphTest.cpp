@@ -11,10 +11,7 @@ using nnc::test::withModel;
 namespace {
 
 Graph graphOf(const std::string &body, const std::string &input = "[1, 28, 28]") {
-  test::Compiled c = compile(withModel(input, body));
-  INFO(c.diagnostics);
-  REQUIRE(c.program);
-  return buildGraph(*c.program);
+  return test::modelGraph(input, body);
 }
 
 } // namespace

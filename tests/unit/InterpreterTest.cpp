@@ -16,10 +16,7 @@ using nnc::test::withModel;
 namespace {
 
 Graph graphOf(const std::string &input, const std::string &body) {
-  test::Compiled c = compile(withModel(input, body));
-  INFO(c.diagnostics);
-  REQUIRE(c.program);
-  return buildGraph(*c.program);
+  return test::modelGraph(input, body);
 }
 
 /// Runs a one-op kernel directly.

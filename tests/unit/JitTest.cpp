@@ -75,10 +75,7 @@ double jitVersusInterpreter(const Graph &graph, int64_t n) {
 }
 
 Graph inference(const std::string &input, const std::string &body) {
-  test::Compiled c = compile(withModel(input, body));
-  INFO(c.diagnostics);
-  REQUIRE(c.program);
-  return buildGraph(*c.program);
+  return test::modelGraph(input, body);
 }
 
 } // namespace
