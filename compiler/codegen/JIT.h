@@ -1,7 +1,8 @@
 // JIT.h — loop IR to machine code: LLVM IR through IRBuilder (llvm.fma where
-// the loop IR says FMA, no fast-math flags), optimized at O3 for the host
-// CPU, compiled by ORC LLJIT. Runtime functions (libm) resolve from the
-// process.
+// the loop IR says FMA, no fast-math flags), optimized for the host CPU by a
+// short pipeline of the new pass manager (scalar cleanup, loop-invariant
+// code motion, the loop vectorizer), compiled by ORC LLJIT. Runtime
+// functions (libm, the thread pool) resolve from the process.
 #pragma once
 
 #include "loops/LoopIR.h"
@@ -9,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace nnc {
 
@@ -24,8 +26,14 @@ public:
 
   /// Compiles `f`; returns null and sets `error` on failure.
   CompiledFunction compile(const loops::Function &f, std::string &error);
+  /// Compiles several functions at once, each on a thread of its own;
+  /// returns them in order, or nothing and sets `error` on any failure.
+  std::vector<CompiledFunction> compile(const std::vector<const loops::Function *> &fs,
+                                        std::string &error);
 
-  /// The optimized LLVM IR of the last compiled function (`--emit=llvm`).
+  /// Keep the optimized LLVM IR of what compile() compiles (`--emit=llvm`).
+  void keepIR(bool keep) { keepIR_ = keep; }
+  /// The optimized LLVM IR of the last compile() call, if kept.
   const std::string &lastIR() const { return lastIR_; }
 
 private:
@@ -33,6 +41,7 @@ private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::string lastIR_;
+  bool keepIR_ = false;
   int counter_ = 0;
 };
 

@@ -4,10 +4,15 @@
 //   read file -> parseModule -> (--emit=ast) -> analyze -> printSummary (--check)
 //                                                       -> buildGraph (--emit=graph)
 //                                                       -> buildLossGraph -> differentiate (--emit=grad)
+//                                                       -> lowerProgram (--emit=loops)
+//                                                          -> JIT::compile (--emit=llvm)
 //
 // Exit status: 0 success, 1 a mistake in the user's files, 2 a usage error,
 // 3 an internal error (a bug in nnc: please report it).
+#include "driver/Pipeline.h"
 #include "driver/Summary.h"
+#include "codegen/JIT.h"
+#include "loops/LoopIR.h"
 #include "frontend/Parse.h"
 #include "frontend/Sema.h"
 #include "autodiff/Autodiff.h"
@@ -42,6 +47,33 @@ bool useColor(const std::string &mode) {
   return ::isatty(STDERR_FILENO) && std::getenv("NO_COLOR") == nullptr;
 }
 
+/// --emit=loops and --emit=llvm: the training step, then prediction.
+int emitLowered(const nnc::Program &program, const std::string &what, nnc::Diag &diag) {
+  std::string why;
+  std::optional<nnc::LoweredProgram> lowered =
+      nnc::lowerProgram(program, program.data.batch, why);
+  if (!lowered) {
+    diag.errorNoLoc(program.path + ": cannot compile this program yet: " + why +
+                    " is not supported by the code generator");
+    return 1;
+  }
+  if (what == "loops") {
+    nnc::loops::print(lowered->trainStep, std::cout);
+    std::cout << "\n";
+    nnc::loops::print(lowered->predict, std::cout);
+    return 0;
+  }
+  std::string error;
+  std::unique_ptr<nnc::JIT> jit = nnc::JIT::create(error);
+  if (!jit)
+    throw std::runtime_error("internal error: cannot start the JIT: " + error);
+  jit->keepIR(true);
+  if (jit->compile({&lowered->trainStep, &lowered->predict}, error).empty())
+    throw std::runtime_error(error);
+  std::cout << jit->lastIR();
+  return 0;
+}
+
 int run(const Options &opt) {
   nnc::SourceManager sources;
   nnc::Diag diag(sources, std::cerr, useColor(opt.color));
@@ -73,6 +105,8 @@ int run(const Options &opt) {
       nnc::printGraph(graph, sources, std::cout);
       return 0;
     }
+    if (opt.emit == "loops" || opt.emit == "llvm")
+      return emitLowered(*program, opt.emit, diag);
     nnc::printSummary(*program, std::cout);
     return 0;
   } catch (const nnc::DiagLimitReached &) {
@@ -93,8 +127,8 @@ int main(int argc, char **argv) {
   app.add_option("FILE", opt.file, "the .nn file to compile")->required();
   app.add_flag("--check", opt.check,
                "check the file and print the model summary (the default action)");
-  app.add_option("--emit", opt.emit, "print a stage's output and stop: ast, graph or grad")
-      ->check(CLI::IsMember({"ast", "graph", "grad"}))
+  app.add_option("--emit", opt.emit, "print a stage's output and stop: ast, graph, grad, loops or llvm")
+      ->check(CLI::IsMember({"ast", "graph", "grad", "loops", "llvm"}))
       ->type_name("STAGE");
   app.add_option("--color", opt.color, "color diagnostics: auto, always or never")
       ->check(CLI::IsMember({"auto", "always", "never"}))

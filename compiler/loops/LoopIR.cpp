@@ -1,7 +1,11 @@
 // LoopIR.cpp — constructors and the printer of the loop IR.
 #include "loops/LoopIR.h"
 
+#include "support/Text.h"
+
 #include <fmt/format.h>
+
+#include <algorithm>
 
 namespace nnc::loops {
 
@@ -40,15 +44,15 @@ ExprRef var(int v, Type t) {
   return e;
 }
 
-ExprRef load(int buffer, ExprRef index) {
-  auto e = make(ExprKind::Load, Type::F32);
+ExprRef load(int buffer, ExprRef index, Type type) {
+  auto e = make(ExprKind::Load, type);
   e->buffer = buffer;
   e->a = std::move(index);
   return e;
 }
 
 ExprRef unary(UnaryOp op, ExprRef a) {
-  auto e = make(ExprKind::Unary, a->type);
+  auto e = make(ExprKind::Unary, op == UnaryOp::ToF32 ? Type::F32 : a->type);
   e->unary = op;
   e->a = std::move(a);
   return e;
@@ -67,6 +71,7 @@ ExprRef binary(BinaryOp op, ExprRef a, ExprRef b) {
       case BinaryOp::Div:
       case BinaryOp::Max:
       case BinaryOp::Min:
+      case BinaryOp::Pow:
         break;
       }
     }
@@ -79,6 +84,8 @@ ExprRef binary(BinaryOp op, ExprRef a, ExprRef b) {
     if (op == BinaryOp::Mul && isConst(a, 1))
       return b;
     if (op == BinaryOp::Mul && isConst(b, 1))
+      return a;
+    if (op == BinaryOp::Div && isConst(b, 1))
       return a;
   }
   auto e = make(ExprKind::Binary, a->type);
@@ -104,6 +111,15 @@ ExprRef select(ExprRef positive, ExprRef ifPositive, ExprRef otherwise) {
   return e;
 }
 
+ExprRef selectEq(ExprRef a, ExprRef b, ExprRef ifEqual, ExprRef otherwise) {
+  auto e = make(ExprKind::SelectEq, ifEqual->type);
+  e->a = std::move(a);
+  e->b = std::move(b);
+  e->c = std::move(ifEqual);
+  e->d = std::move(otherwise);
+  return e;
+}
+
 ExprRef add(ExprRef a, ExprRef b) { return binary(BinaryOp::Add, std::move(a), std::move(b)); }
 ExprRef mul(ExprRef a, ExprRef b) { return binary(BinaryOp::Mul, std::move(a), std::move(b)); }
 
@@ -121,6 +137,13 @@ Stmt loop(int v, ExprRef extent, std::vector<Stmt> body) {
   s.var = v;
   s.extent = std::move(extent);
   s.body = std::move(body);
+  return s;
+}
+
+Stmt parallelLoop(int v, ExprRef extent, ExprRef cost, std::vector<Stmt> body) {
+  Stmt s = loop(v, std::move(extent), std::move(body));
+  s.parallel = true;
+  s.cost = std::move(cost);
   return s;
 }
 
@@ -167,6 +190,8 @@ const char *name(UnaryOp op) {
     return "cos";
   case UnaryOp::Floor:
     return "floor";
+  case UnaryOp::ToF32:
+    return "f32";
   }
   return "?";
 }
@@ -185,6 +210,8 @@ const char *symbol(BinaryOp op) {
     return "max";
   case BinaryOp::Min:
     return "min";
+  case BinaryOp::Pow:
+    return "pow";
   }
   return "?";
 }
@@ -206,13 +233,16 @@ public:
     case ExprKind::Unary:
       return std::string(name(e.unary)) + "(" + expr(*e.a) + ")";
     case ExprKind::Binary:
-      if (e.binary == BinaryOp::Max || e.binary == BinaryOp::Min)
+      if (e.binary == BinaryOp::Max || e.binary == BinaryOp::Min || e.binary == BinaryOp::Pow)
         return std::string(symbol(e.binary)) + "(" + expr(*e.a) + ", " + expr(*e.b) + ")";
       return "(" + expr(*e.a) + " " + symbol(e.binary) + " " + expr(*e.b) + ")";
     case ExprKind::Fma:
       return "fma(" + expr(*e.a) + ", " + expr(*e.b) + ", " + expr(*e.c) + ")";
     case ExprKind::Select:
       return "(" + expr(*e.a) + " > 0 ? " + expr(*e.b) + " : " + expr(*e.c) + ")";
+    case ExprKind::SelectEq:
+      return "(" + expr(*e.a) + " == " + expr(*e.b) + " ? " + expr(*e.c) + " : " + expr(*e.d) +
+             ")";
     }
     return "?";
   }
@@ -227,7 +257,7 @@ public:
         stmt(b, depth);
       break;
     case StmtKind::For:
-      out_ << pad << "for i" << s.var << " in 0.." << expr(*s.extent) << " {\n";
+      out_ << pad << (s.parallel ? "parallel for i" : s.hot ? "hot for i" : "for i") << s.var << " in 0.." << expr(*s.extent) << " {\n";
       for (const Stmt &b : s.body)
         stmt(b, depth + 1);
       out_ << pad << "}\n";
@@ -250,6 +280,121 @@ private:
   std::ostream &out_;
 };
 
+class Verifier {
+public:
+  explicit Verifier(const Function &f) : f_(f), defined_(static_cast<size_t>(std::max(f.vars, 0))) {}
+
+  std::string run() {
+    for (const Buffer &b : f_.buffers)
+      if (b.kind == BufferKind::Temp && (b.offset < 0 || b.offset + b.elements(f_.capacity) > f_.arenaElements))
+        return "temporary " + b.name + " lies outside the arena";
+    stmt(f_.body);
+    return problem_;
+  }
+
+private:
+  void fail(const std::string &what) {
+    if (problem_.empty())
+      problem_ = what;
+  }
+  bool varOk(int v) {
+    if (v < 0 || v >= f_.vars) {
+      fail("variable " + std::to_string(v) + " out of range");
+      return false;
+    }
+    return true;
+  }
+  bool bufferOk(int b) {
+    if (b < 0 || static_cast<size_t>(b) >= f_.buffers.size()) {
+      fail("buffer " + std::to_string(b) + " out of range");
+      return false;
+    }
+    return true;
+  }
+  void expect(const ExprRef &e, Type t, const char *what) {
+    if (!e) {
+      fail(std::string("missing ") + what);
+      return;
+    }
+    expr(*e);
+    if (e->type != t)
+      fail(std::string(what) + " has the wrong type");
+  }
+  void expr(const Expr &e) {
+    switch (e.kind) {
+    case ExprKind::Const:
+    case ExprKind::Batch:
+      break;
+    case ExprKind::Var:
+      if (varOk(e.var) && !defined_[static_cast<size_t>(e.var)])
+        fail("variable " + std::to_string(e.var) + " read before it is set");
+      break;
+    case ExprKind::Load:
+      if (bufferOk(e.buffer) && f_.buffers[static_cast<size_t>(e.buffer)].type != e.type)
+        fail("load of the wrong type from " + f_.buffers[static_cast<size_t>(e.buffer)].name);
+      expect(e.a, Type::I64, "an index");
+      break;
+    case ExprKind::Unary:
+      expect(e.a, e.unary == UnaryOp::ToF32 ? Type::I64 : e.type, "an operand");
+      break;
+    case ExprKind::Binary:
+      expect(e.a, e.type, "an operand");
+      expect(e.b, e.type, "an operand");
+      if (e.binary == BinaryOp::Pow && e.type != Type::F32)
+        fail("pow of integers");
+      break;
+    case ExprKind::Fma:
+      expect(e.a, Type::F32, "an operand");
+      expect(e.b, Type::F32, "an operand");
+      expect(e.c, Type::F32, "an operand");
+      break;
+    case ExprKind::Select:
+      expect(e.a, Type::F32, "a condition");
+      expect(e.b, e.type, "an operand");
+      expect(e.c, e.type, "an operand");
+      break;
+    case ExprKind::SelectEq:
+      expect(e.a, Type::I64, "a condition");
+      expect(e.b, Type::I64, "a condition");
+      expect(e.c, e.type, "an operand");
+      expect(e.d, e.type, "an operand");
+      break;
+    }
+  }
+  void stmt(const Stmt &s) {
+    switch (s.kind) {
+    case StmtKind::Block:
+      for (const Stmt &b : s.body)
+        stmt(b);
+      break;
+    case StmtKind::For:
+      expect(s.extent, Type::I64, "a loop extent");
+      if (s.parallel)
+        expect(s.cost, Type::I64, "a loop cost");
+      if (varOk(s.var))
+        defined_[static_cast<size_t>(s.var)] = true;
+      for (const Stmt &b : s.body)
+        stmt(b);
+      break;
+    case StmtKind::Store:
+      if (bufferOk(s.buffer))
+        expect(s.value, f_.buffers[static_cast<size_t>(s.buffer)].type, "a stored value");
+      expect(s.index, Type::I64, "an index");
+      break;
+    case StmtKind::Local:
+    case StmtKind::Assign:
+      expect(s.value, Type::F32, "a local's value");
+      if (varOk(s.var))
+        defined_[static_cast<size_t>(s.var)] = true;
+      break;
+    }
+  }
+
+  const Function &f_;
+  std::vector<bool> defined_;
+  std::string problem_;
+};
+
 const char *kindName(BufferKind k) {
   switch (k) {
   case BufferKind::Input:
@@ -266,14 +411,26 @@ const char *kindName(BufferKind k) {
 
 } // namespace
 
+std::string verify(const Function &f) { return Verifier(f).run(); }
+
 void print(const Function &f, std::ostream &out) {
   out << "func " << f.name << "(N) {\n";
-  for (const Buffer &b : f.buffers)
-    out << "  " << kindName(b.kind) << " " << b.name << ": f32[" << (b.batched ? "N * " : "")
-        << b.perExample << "]\n";
+  for (const Buffer &b : f.buffers) {
+    out << "  " << kindName(b.kind) << " " << b.name << ": "
+        << (b.type == Type::I64 ? "i64[" : "f32[") << (b.batched ? "N * " : "") << b.perExample
+        << "]";
+    if (b.offset >= 0)
+      out << " @ arena + " << b.offset;
+    if (b.updates >= 0)
+      out << " -> next " << f.buffers[static_cast<size_t>(b.updates)].name;
+    out << "\n";
+  }
   Printer p(f, out);
   p.stmt(f.body, 1);
   out << "}\n";
+  out << "// " << f.nests << " loop nests; temporaries: "
+      << withThousands(f.arenaElements * static_cast<int64_t>(sizeof(float)))
+      << " bytes for a batch of " << f.capacity << "\n";
 }
 
 } // namespace nnc::loops

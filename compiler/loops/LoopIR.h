@@ -30,10 +30,13 @@ enum class ExprKind {
   Binary, ///< a op b
   Fma,    ///< a * b + c, rounded once (llvm.fma / std::fma)
   Select, ///< a > 0 ? b : c  (a is f32)
+  SelectEq, ///< a == b ? c : d  (a, b are i64)
 };
 
-enum class UnaryOp { Neg, Exp, Log, Sqrt, Tanh, Erf, Cos, Floor };
-enum class BinaryOp { Add, Sub, Mul, Div, Max, Min };
+/// ToF32 converts an i64 to f32; the others keep their operand's type.
+enum class UnaryOp { Neg, Exp, Log, Sqrt, Tanh, Erf, Cos, Floor, ToF32 };
+/// Pow is f32 only (powf).
+enum class BinaryOp { Add, Sub, Mul, Div, Max, Min, Pow };
 
 struct Expr {
   ExprKind kind;
@@ -44,7 +47,7 @@ struct Expr {
   int buffer = -1;    ///< Load: the buffer's number
   UnaryOp unary = UnaryOp::Neg;
   BinaryOp binary = BinaryOp::Add;
-  ExprRef a, b, c;
+  ExprRef a, b, c, d;
 };
 
 // Constructors; integer arithmetic folds constants so indices stay short.
@@ -52,11 +55,12 @@ ExprRef f32(double v);
 ExprRef i64(int64_t v);
 ExprRef batch();
 ExprRef var(int v, Type t);
-ExprRef load(int buffer, ExprRef index);
+ExprRef load(int buffer, ExprRef index, Type type = Type::F32);
 ExprRef unary(UnaryOp op, ExprRef a);
 ExprRef binary(BinaryOp op, ExprRef a, ExprRef b);
 ExprRef fma(ExprRef a, ExprRef b, ExprRef c);
 ExprRef select(ExprRef positive, ExprRef ifPositive, ExprRef otherwise);
+ExprRef selectEq(ExprRef a, ExprRef b, ExprRef ifEqual, ExprRef otherwise);
 ExprRef add(ExprRef a, ExprRef b);
 ExprRef mul(ExprRef a, ExprRef b);
 
@@ -76,10 +80,21 @@ struct Stmt {
   int buffer = -1;              ///< Store
   ExprRef index, value;         ///< Store (index, value), Local/Assign (value)
   std::string comment;          ///< printed above the statement: the layer it comes from
+  /// For: the iterations are independent (each writes its own elements and
+  /// reads nothing another writes), so they may run on several threads.
+  /// Only a function's outermost loops are parallel. The results never
+  /// depend on how the iterations are split.
+  bool parallel = false;
+  ExprRef cost; ///< parallel For: rough work of one iteration (i64), to decide whether to split
+  /// For: the innermost loop of a matrix product, where the time goes; code
+  /// generators spend code size (unrolling) only on these.
+  bool hot = false;
 };
 
 Stmt block(std::vector<Stmt> body, std::string comment = "");
 Stmt loop(int var, ExprRef extent, std::vector<Stmt> body);
+/// A loop whose iterations are independent; `cost` is the work of one.
+Stmt parallelLoop(int var, ExprRef extent, ExprRef cost, std::vector<Stmt> body);
 Stmt store(int buffer, ExprRef index, ExprRef value);
 Stmt local(int var, ExprRef value);
 Stmt assign(int var, ExprRef value);
@@ -92,17 +107,39 @@ struct Buffer {
   BufferKind kind;
   int64_t perExample = 0; ///< elements, times N when batched
   bool batched = false;
+  Type type = Type::F32;  ///< I64 for labels
+  /// Temp: where it lives in the function's arena, in elements. Temporaries
+  /// whose lifetimes do not overlap share memory.
+  int64_t offset = -1;
+  /// Output: the Param buffer whose next value this is (a parameter, its
+  /// optimizer state or a running statistic after the step). The caller
+  /// swaps the two after each call, so no step writes what it reads.
+  int updates = -1;
+
+  /// Elements for a batch of `n`.
+  int64_t elements(int64_t n) const { return batched ? perExample * n : perExample; }
 };
 
-/// A function: `void name(float **buffers, int64_t N)`, buffers in order.
+/// A function: `void name(void **buffers, int64_t N)`, buffers in order.
 struct Function {
   std::string name;
   std::vector<Buffer> buffers;
   Stmt body;
   int vars = 0; ///< variables used (numbered from 0)
+  /// The largest batch the arena is planned for; callers pass N <= capacity.
+  int64_t capacity = 1;
+  int64_t arenaElements = 0; ///< f32 elements of the arena that holds every Temp
+  int nests = 0;             ///< loop nests at the top level (what fusion counts)
 };
 
-/// `--emit=loops`.
+/// Checks the function's invariants: buffer and variable numbers in range,
+/// types consistent (indices and extents i64, values of their buffer's
+/// type), every variable read after it is set. Returns "" or the first
+/// problem. The code generators refuse a function that fails it.
+std::string verify(const Function &f);
+
+/// `--emit=loops`: the buffers, the loop nests, and a summary line with the
+/// number of nests and the bytes of temporaries.
 void print(const Function &f, std::ostream &out);
 
 } // namespace nnc::loops

@@ -1,406 +1,676 @@
-// Lower.cpp — graph IR to loop IR, one loop nest per node. Every reduction
-// is a sequential loop, so its order is fixed; every multiply-add that the
-// code means to fuse is an explicit Fma.
+// Lower.cpp — the planner: groups nodes into fused loop nests, decides
+// which values are stored, orders the nests, lowers each through
+// Pointwise.cpp and Roots.cpp, and packs the temporaries into one arena by
+// lifetime.
 //
-// Lowered so far: every forward op at evaluation (dropout is the identity,
-// batchnorm uses its running statistics) except randn; the backward pass and
-// the optimizer come next. canLower() says which op stops a graph.
+// A group is one loop nest: at most one root (the node that owns the nest)
+// and the pointwise nodes fused into it, which all run over the same
+// elements. A pointwise node joins the group that produced what it reads at
+// its own index; groups that a pointwise node reads from both merge when no
+// third group lies between them. Values read only inside their group stay
+// local scalars; every other value gets a buffer.
 #include "loops/Lower.h"
 
-#include "ops/Kernels.h"
+#include "loops/Lowering.h"
 
-#include <cmath>
+#include <algorithm>
+#include <functional>
 #include <map>
+#include <queue>
 #include <set>
 #include <stdexcept>
 
 namespace nnc::loops {
 namespace {
 
-const std::set<std::string> &lowerable() {
-  static const std::set<std::string> ops = {
-      "dense", "flatten", "reshape", "dropout", "relu", "leaky_relu", "sigmoid", "tanh",
-      "gelu",  "neg",     "add",     "mul",     "softmax", "log_softmax", "zeros", "ones",
-      "conv2d", "maxpool2d", "avgpool2d", "batchnorm", "transpose", "concat", "matmul"};
-  return ops;
-}
+using detail::NodeKind;
 
-class Lowerer {
+struct Group {
+  int root = -1;   ///< the node owning the nest, or -1 for a plain loop
+  int coRoot = -1; ///< cross_entropy, when fused with its gradient (the root)
+  std::vector<int> members; ///< pointwise nodes, in node order
+  bool batched = false;
+  int64_t per = 0;
+  std::set<int> deps;        ///< groups whose values this one reads
+  std::set<int> rootReads;   ///< ... of which the root reads (never mergeable)
+  std::set<int> scatteredReads; ///< ... that members read at other indices
+  bool alive = true;
+};
+
+class Planner : public detail::Context {
 public:
-  explicit Lowerer(const Graph &g) : g_(g) {}
+  Planner(const Graph &g, const std::vector<std::pair<ValueId, ValueId>> &updates,
+          const LowerOptions &o)
+      : g_(g), updates_(updates), options_(o) {}
 
   Function run() {
-    f_.name = "predict";
-    for (size_t i = 0; i < g_.values.size(); ++i) {
-      const Value &v = g_.values[i];
-      if (v.kind == ValueKind::Input)
-        addBuffer(static_cast<ValueId>(i), BufferKind::Input);
-    }
-    for (size_t i = 0; i < g_.values.size(); ++i) {
-      const Value &v = g_.values[i];
-      if (v.kind == ValueKind::Param || v.kind == ValueKind::State)
-        addBuffer(static_cast<ValueId>(i), BufferKind::Param);
-    }
-    for (ValueId out : g_.outputs)
-      addBuffer(out, BufferKind::Output);
+    f_.name = options_.name;
+    f_.capacity = options_.capacity;
+    resolveAliases();
+    formGroups();
+    mergeScalars();
+    markStored();
+    createBuffers();
+    std::vector<int> order = emissionOrder();
     std::vector<Stmt> body;
-    for (const Node &n : g_.nodes) {
-      if (!bufferOf_.count(n.output))
-        addBuffer(n.output, BufferKind::Temp);
-      body.push_back(node(n));
+    for (int gi : order) {
+      current_ = gi;
+      position_ = static_cast<int>(body.size());
+      body.push_back(emitGroup(gi));
     }
+    position_ = static_cast<int>(body.size());
+    for (Stmt &s : copyOutputs())
+      body.push_back(std::move(s));
     f_.body = block(std::move(body));
     f_.vars = vars_;
+    countNests(f_.body);
+    planArena();
     return f_;
   }
 
+  // ---- detail::Context ----
+  const Graph &graph() const override { return g_; }
+  bool training() const override { return options_.training; }
+  int newVar() override { return vars_++; }
+  int buffer(ValueId v) override {
+    int b = storage_.at(static_cast<size_t>(source_[static_cast<size_t>(v)]));
+    if (b < 0)
+      throw std::logic_error("internal error: " + g_.value(v).name + " was not stored");
+    use(b);
+    return b;
+  }
+  ExprRef read(ValueId v, ExprRef at) override { return read(v, std::move(at), false); }
+  int scratch(const std::string &name, int64_t perExample, bool batched) override {
+    int b = addBuffer(name, BufferKind::Temp, perExample, batched, Type::F32);
+    use(b);
+    return b;
+  }
+  int accumulator() override {
+    const Group &grp = groups_[static_cast<size_t>(current_)];
+    ValueId out = g_.nodes[static_cast<size_t>(grp.root)].output;
+    if (stored_[static_cast<size_t>(out)])
+      return buffer(out);
+    for (int m : grp.members)
+      if (stored_[static_cast<size_t>(g_.nodes[static_cast<size_t>(m)].output)])
+        return buffer(g_.nodes[static_cast<size_t>(m)].output);
+    throw std::logic_error("internal error: a product with nothing to store");
+  }
+
 private:
-  void addBuffer(ValueId id, BufferKind kind) {
-    if (bufferOf_.count(id))
-      return;
-    const Value &v = g_.value(id);
-    int64_t per = 1;
-    for (int64_t d : v.shape.dims)
-      if (d != kBatch)
-        per *= d;
-    bufferOf_[id] = static_cast<int>(f_.buffers.size());
-    f_.buffers.push_back({v.name, kind, per, v.shape.isBatched()});
-  }
-
-  int buf(ValueId id) const { return bufferOf_.at(id); }
-  int newVar() { return vars_++; }
-  ExprRef idx(int v) const { return var(v, Type::I64); }
-  ExprRef scalar(int v) const { return var(v, Type::F32); }
-
-  /// Elements of a value: N·per-example when batched.
-  ExprRef extent(ValueId id) const {
-    const Buffer &b = f_.buffers[static_cast<size_t>(buf(id))];
-    return b.batched ? mul(batch(), i64(b.perExample)) : i64(b.perExample);
-  }
-
-  /// out[e] = f(in0[e], in1[e]) over every element.
-  Stmt elementwise(const Node &n, const std::function<ExprRef(std::vector<ExprRef>)> &f) {
-    int e = newVar();
-    std::vector<ExprRef> args;
-    for (size_t i = 0; i < n.dataInputs; ++i) {
-      ValueId in = n.inputs[i];
-      const Buffer &b = f_.buffers[static_cast<size_t>(buf(in))];
-      // An unbatched operand of a batched result repeats for every example.
-      ExprRef at = idx(e);
-      if (!b.batched && g_.value(n.output).shape.isBatched())
-        at = binary(BinaryOp::Sub, idx(e),
-                    mul(binary(BinaryOp::Div, idx(e), i64(b.perExample)), i64(b.perExample)));
-      args.push_back(load(buf(in), at));
+  // ---- aliases ----
+  void resolveAliases() {
+    source_.resize(g_.values.size());
+    for (size_t v = 0; v < g_.values.size(); ++v)
+      source_[v] = static_cast<ValueId>(v);
+    kinds_.resize(g_.nodes.size());
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      const Node &n = g_.nodes[i];
+      kinds_[i] = detail::kindOf(n, options_.training);
+      if (kinds_[i] == NodeKind::Alias)
+        source_[static_cast<size_t>(n.output)] = source_[static_cast<size_t>(n.inputs[0])];
     }
-    return loop(e, extent(n.output), {store(buf(n.output), idx(e), f(args))});
   }
 
-  Stmt dense(const Node &n) {
-    const Shape &x = g_.value(n.inputs[0]).shape;
-    int64_t in = x.dims.back(), out = n.attrs.getInt("units");
-    bool bias = n.inputs.size() > 2;
-    int r = newVar(), o = newVar(), i = newVar(), s = newVar();
-    // s = b[o] + Σ_i x[r, i] · W[o, i], summed in order of i
-    Stmt inner = loop(i, i64(in),
-                      {assign(s, fma(load(buf(n.inputs[0]), add(mul(idx(r), i64(in)), idx(i))),
-                                     load(buf(n.inputs[1]), add(mul(idx(o), i64(in)), idx(i))),
-                                     scalar(s)))});
-    return loop(r, batch(),
-                {loop(o, i64(out),
-                      {local(s, bias ? load(buf(n.inputs[2]), idx(o)) : f32(0)), inner,
-                       store(buf(n.output), add(mul(idx(r), i64(out)), idx(o)), scalar(s))})});
+  /// The group that produced value v (through aliases), or -1 for inputs,
+  /// parameters and state.
+  int producer(ValueId v) const {
+    const Value &s = g_.value(source_[static_cast<size_t>(v)]);
+    if (s.kind != ValueKind::Computed || kinds_[static_cast<size_t>(s.node)] == NodeKind::Constant)
+      return -1;
+    return find(groupOf_[static_cast<size_t>(s.node)]);
+  }
+  int find(int gi) const {
+    while (!groups_[static_cast<size_t>(gi)].alive)
+      gi = forward_[static_cast<size_t>(gi)];
+    return gi;
   }
 
-  /// softmax and log_softmax along an axis: the maximum first, then the
-  /// sum of exponentials, then the outputs.
-  Stmt softmax(const Node &n, bool log) {
-    const Shape &s = g_.value(n.inputs[0]).shape;
-    int64_t axis = n.attrs.getInt("axis");
-    if (axis < 0)
-      axis += static_cast<int64_t>(s.rank());
-    int64_t len = s.dims[static_cast<size_t>(axis)], inner = 1, outerPer = 1;
-    for (size_t d = static_cast<size_t>(axis) + 1; d < s.rank(); ++d)
-      inner *= s.dims[d];
-    for (size_t d = 0; d < static_cast<size_t>(axis); ++d)
-      if (s.dims[d] != kBatch)
-        outerPer *= s.dims[d];
-    ExprRef outer = s.isBatched() ? mul(batch(), i64(outerPer)) : i64(outerPer);
-    int o = newVar(), k = newVar(), i = newVar(), m = newVar(), sum = newVar();
-    auto at = [&](ExprRef j) {
-      return add(mul(add(mul(idx(o), i64(len)), j), i64(inner)), idx(k));
-    };
-    ExprRef x = load(buf(n.inputs[0]), at(idx(i)));
-    ExprRef shifted = binary(BinaryOp::Sub, x, scalar(m));
-    ExprRef value = log ? binary(BinaryOp::Sub, shifted, unary(UnaryOp::Log, scalar(sum)))
-                        : binary(BinaryOp::Div, unary(UnaryOp::Exp, shifted), scalar(sum));
-    return loop(o, outer,
-                {loop(k, i64(inner),
-                      {local(m, f32(-INFINITY)),
-                       loop(i, i64(len), {assign(m, binary(BinaryOp::Max, scalar(m), x))}),
-                       local(sum, f32(0)),
-                       loop(i, i64(len),
-                            {assign(sum, add(scalar(sum), unary(UnaryOp::Exp, shifted)))}),
-                       loop(i, i64(len), {store(buf(n.output), at(idx(i)), value)})})});
+  bool sameExtent(const Group &grp, const Value &v) const {
+    return grp.batched == v.shape.isBatched() && grp.per == detail::perExample(v);
   }
 
-  /// The valid taps of a window along one axis: for output position `o`,
-  /// kernel offsets p with 0 <= o·stride - pad + p < size. Returns the first
-  /// offset and how many there are, so that padding costs no test per tap.
-  std::pair<ExprRef, ExprRef> taps(ExprRef o, int64_t stride, int64_t pad, int64_t kernel,
-                                   int64_t size) {
-    ExprRef start = binary(BinaryOp::Sub, i64(pad), mul(o, i64(stride)));
-    ExprRef lo = binary(BinaryOp::Max, i64(0), start);
-    ExprRef hi = binary(BinaryOp::Min, i64(kernel), add(start, i64(size)));
-    return {lo, binary(BinaryOp::Max, i64(0), binary(BinaryOp::Sub, hi, lo))};
-  }
-
-  /// conv2d and pooling: for each output position, a reduction over the
-  /// valid taps of its window (and the channels, for conv2d), in a fixed order.
-  Stmt windowed(const Node &n, const std::string &kind) {
-    const Shape &xs = g_.value(n.inputs[0]).shape, &ys = g_.value(n.output).shape;
-    int64_t c = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
-    int64_t oc = ys.dims[1], oh = ys.dims[2], ow = ys.dims[3];
-    kernels::Geometry g = kernels::geometry(n.attrs);
-    bool conv = kind == "conv2d";
-    int b = newVar(), f = newVar(), i = newVar(), j = newVar(), ch = newVar(), p = newVar(),
-        q = newVar(), s = newVar();
-    auto [plo, pn] = taps(idx(i), g.sh, g.ph, g.kh, h);
-    auto [qlo, qn] = taps(idx(j), g.sw, g.pw, g.kw, w);
-    ExprRef kp = add(plo, idx(p)), kq = add(qlo, idx(q));
-    ExprRef y = add(binary(BinaryOp::Sub, mul(idx(i), i64(g.sh)), i64(g.ph)), kp);
-    ExprRef xcol = add(binary(BinaryOp::Sub, mul(idx(j), i64(g.sw)), i64(g.pw)), kq);
-    ExprRef channel = conv ? idx(ch) : idx(f);
-    ExprRef xv = load(buf(n.inputs[0]),
-                      add(mul(add(mul(add(mul(idx(b), i64(c)), channel), i64(h)), y), i64(w)),
-                          xcol));
-    ExprRef update;
-    if (conv) {
-      ExprRef wv = load(buf(n.inputs[1]),
-                        add(mul(add(mul(add(mul(idx(f), i64(c)), idx(ch)), i64(g.kh)), kp),
-                                i64(g.kw)),
-                            kq));
-      update = fma(xv, wv, scalar(s));
-    } else if (kind == "maxpool2d") {
-      update = binary(BinaryOp::Max, scalar(s), xv);
-    } else {
-      update = add(scalar(s), xv);
+  /// Whether group `from` reads, through any chain of groups, group `to`.
+  bool dependsOn(int from, int to) const {
+    std::vector<int> stack{from};
+    std::set<int> seen;
+    while (!stack.empty()) {
+      int x = find(stack.back());
+      stack.pop_back();
+      if (x == to)
+        return true;
+      if (!seen.insert(x).second)
+        continue;
+      for (int d : groups_[static_cast<size_t>(x)].deps)
+        stack.push_back(d);
     }
-    Stmt window2 = loop(p, pn, {loop(q, qn, {assign(s, update)})});
-    ExprRef init = conv ? (n.inputs.size() > 2 ? load(buf(n.inputs[2]), idx(f)) : f32(0))
-                        : (kind == "maxpool2d" ? f32(-INFINITY) : f32(0));
-    ExprRef result = kind == "avgpool2d"
-                         ? binary(BinaryOp::Div, scalar(s), f32(static_cast<double>(g.kh * g.kw)))
-                         : scalar(s);
-    std::vector<Stmt> body{local(s, init)};
-    body.push_back(conv ? loop(ch, i64(c), {window2}) : window2);
-    body.push_back(store(
-        buf(n.output),
-        add(mul(add(mul(add(mul(idx(b), i64(oc)), idx(f)), i64(oh)), idx(i)), i64(ow)), idx(j)),
-        result));
-    return loop(b, batch(),
-                {loop(f, i64(oc), {loop(i, i64(oh), {loop(j, i64(ow), std::move(body))})})});
+    return false;
   }
 
-  /// batchnorm when evaluating: (x - running_mean) · γ / sqrt(running_var + eps) + β.
-  Stmt batchnormEval(const Node &n) {
-    const Shape &xs = g_.value(n.inputs[0]).shape;
-    int64_t c = xs.dims[1], inner = 1;
-    for (size_t d = 2; d < xs.rank(); ++d)
-      inner *= xs.dims[d];
-    double eps = n.attrs.getFloat("eps");
-    int b = newVar(), ch = newVar(), e = newVar();
-    ExprRef at = add(mul(add(mul(idx(b), i64(c)), idx(ch)), i64(inner)), idx(e));
-    auto param = [&](size_t k) { return load(buf(n.inputs[k]), idx(ch)); };
-    ExprRef scale =
-        binary(BinaryOp::Div, param(1), unary(UnaryOp::Sqrt, add(param(4), f32(eps))));
-    ExprRef value =
-        fma(binary(BinaryOp::Sub, load(buf(n.inputs[0]), at), param(3)), scale, param(2));
-    return loop(b, batch(),
-                {loop(ch, i64(c), {loop(e, i64(inner), {store(buf(n.output), at, value)})})});
-  }
-
-  /// a mod m, for i64 indices.
-  static ExprRef mod(ExprRef a, int64_t m) {
-    return binary(BinaryOp::Sub, a, mul(binary(BinaryOp::Div, a, i64(m)), i64(m)));
-  }
-
-  /// Each input element goes to its place with the two axes swapped.
-  Stmt transpose(const Node &n) {
-    const Shape &xs = g_.value(n.inputs[0]).shape;
-    size_t rank = xs.rank();
-    auto axis = [&](const char *name) {
-      int64_t a = n.attrs.getInt(name);
-      return static_cast<size_t>(a < 0 ? a + static_cast<int64_t>(rank) : a);
-    };
-    size_t a0 = axis("dim0"), a1 = axis("dim1");
-    std::vector<int64_t> dims = xs.dims, outDims = xs.dims;
-    std::swap(outDims[a0], outDims[a1]);
-    // Row-major strides; the first axis's size (perhaps N) is never needed.
-    auto strides = [&](const std::vector<int64_t> &d) {
-      std::vector<int64_t> st(rank, 1);
-      for (size_t k = rank; k-- > 1;)
-        st[k - 1] = st[k] * d[k];
-      return st;
-    };
-    std::vector<int64_t> in = strides(dims), out = strides(outDims);
-    int e = newVar();
-    std::vector<ExprRef> coord(rank);
-    for (size_t k = 0; k < rank; ++k) {
-      ExprRef c = binary(BinaryOp::Div, idx(e), i64(in[k]));
-      coord[k] = k == 0 ? c : mod(c, dims[k]);
-    }
-    std::swap(coord[a0], coord[a1]);
-    ExprRef target = i64(0);
-    for (size_t k = 0; k < rank; ++k)
-      target = add(target, mul(coord[k], i64(out[k])));
-    return loop(e, extent(n.inputs[0]),
-                {store(buf(n.output), target, load(buf(n.inputs[0]), idx(e)))});
-  }
-
-  Stmt concat(const Node &n) {
-    const Shape &ys = g_.value(n.output).shape;
-    int64_t axis = n.attrs.getInt("axis");
-    if (axis < 0)
-      axis += static_cast<int64_t>(ys.rank());
-    int64_t inner = 1, outerPer = 1, total = ys.dims[static_cast<size_t>(axis)];
-    for (size_t d = static_cast<size_t>(axis) + 1; d < ys.rank(); ++d)
-      inner *= ys.dims[d];
-    for (size_t d = 0; d < static_cast<size_t>(axis); ++d)
-      if (ys.dims[d] != kBatch)
-        outerPer *= ys.dims[d];
-    ExprRef outer = ys.isBatched() ? mul(batch(), i64(outerPer)) : i64(outerPer);
-    std::vector<Stmt> parts;
-    int64_t offset = 0;
-    for (ValueId input : n.inputs) {
-      int64_t len = g_.value(input).shape.dims[static_cast<size_t>(axis)];
-      int o = newVar(), i = newVar(), s = newVar();
-      ExprRef from = add(mul(add(mul(idx(o), i64(len)), idx(i)), i64(inner)), idx(s));
-      ExprRef to = add(mul(add(mul(idx(o), i64(total)), add(i64(offset), idx(i))), i64(inner)),
-                       idx(s));
-      parts.push_back(loop(o, outer,
-                           {loop(i, i64(len),
-                                 {loop(s, i64(inner),
-                                       {store(buf(n.output), to, load(buf(input), from))})})}));
-      offset += len;
-    }
-    return block(std::move(parts));
-  }
-
-  /// a @ b: a batch of matrices by a batch of matrices, or a batch of rows
-  /// by one shared matrix; each sum in order of the inner index.
-  Stmt matmul(const Node &n) {
-    const Shape &as = g_.value(n.inputs[0]).shape, &bs = g_.value(n.inputs[1]).shape;
-    int64_t k = as.dims.back(), cols = bs.dims.back();
-    int r = newVar(), j = newVar(), i = newVar(), s = newVar(), l = newVar();
-    auto product = [&](ExprRef aAt, ExprRef bAt, ExprRef yAt) {
-      return std::vector<Stmt>{
-          local(s, f32(0)),
-          loop(i, i64(k),
-               {assign(s, fma(load(buf(n.inputs[0]), aAt), load(buf(n.inputs[1]), bAt),
-                              scalar(s)))}),
-          store(buf(n.output), yAt, scalar(s))};
-    };
-    if (bs.rank() == 2 && !bs.isBatched()) { // [M…, k] @ one shared [k, n]
-      int64_t rowsPer = 1;
-      for (size_t d = 0; d + 1 < as.rank(); ++d)
-        if (as.dims[d] != kBatch)
-          rowsPer *= as.dims[d];
-      ExprRef rows = as.isBatched() ? mul(batch(), i64(rowsPer)) : i64(rowsPer);
-      return loop(r, rows,
-                  {loop(j, i64(cols),
-                        product(add(mul(idx(r), i64(k)), idx(i)),
-                                add(mul(idx(i), i64(cols)), idx(j)),
-                                add(mul(idx(r), i64(cols)), idx(j))))});
-    }
-    int64_t m = as.dims[as.rank() - 2], batchesPer = 1;
-    for (size_t d = 0; d + 2 < as.rank(); ++d)
-      if (as.dims[d] != kBatch)
-        batchesPer *= as.dims[d];
-    ExprRef batches = as.isBatched() ? mul(batch(), i64(batchesPer)) : i64(batchesPer);
-    return loop(l, batches,
-                {loop(r, i64(m),
-                      {loop(j, i64(cols),
-                            product(add(mul(add(mul(idx(l), i64(m)), idx(r)), i64(k)), idx(i)),
-                                    add(mul(add(mul(idx(l), i64(k)), idx(i)), i64(cols)), idx(j)),
-                                    add(mul(add(mul(idx(l), i64(m)), idx(r)), i64(cols)), idx(j))))})});
-  }
-
-  Stmt node(const Node &n) {
-    std::string comment = n.layer + " (" + n.op->name + ")";
-    const std::string &op = n.op->name;
-    Stmt s;
-    using Args = std::vector<ExprRef>;
-    if (op == "dense")
-      s = dense(n);
-    else if (op == "flatten" || op == "reshape" || op == "dropout")
-      s = elementwise(n, [](Args a) { return a[0]; });
-    else if (op == "relu")
-      s = elementwise(n, [](Args a) { return binary(BinaryOp::Max, a[0], f32(0)); });
-    else if (op == "leaky_relu") {
-      double alpha = n.attrs.getFloat("alpha");
-      s = elementwise(n, [alpha](Args a) { return select(a[0], a[0], mul(a[0], f32(alpha))); });
-    } else if (op == "sigmoid")
-      s = elementwise(n, [](Args a) {
-        return binary(BinaryOp::Div, f32(1),
-                      add(f32(1), unary(UnaryOp::Exp, unary(UnaryOp::Neg, a[0]))));
-      });
-    else if (op == "tanh")
-      s = elementwise(n, [](Args a) { return unary(UnaryOp::Tanh, a[0]); });
-    else if (op == "gelu") {
-      if (n.attrs.getString("approximate") == "tanh")
-        s = elementwise(n, [](Args a) {
-          ExprRef x = a[0];
-          ExprRef cube = mul(mul(x, x), x);
-          ExprRef u = mul(f32(std::sqrt(2.0 / M_PI)), add(x, mul(f32(0.044715), cube)));
-          return mul(mul(f32(0.5), x), add(f32(1), unary(UnaryOp::Tanh, u)));
-        });
-      else
-        s = elementwise(n, [](Args a) {
-          return mul(mul(f32(0.5), a[0]),
-                     add(f32(1), unary(UnaryOp::Erf, mul(a[0], f32(1 / std::sqrt(2.0))))));
-        });
-    } else if (op == "neg")
-      s = elementwise(n, [](Args a) { return unary(UnaryOp::Neg, a[0]); });
-    else if (op == "add")
-      s = elementwise(n, [](Args a) { return add(a[0], a[1]); });
-    else if (op == "mul")
-      s = elementwise(n, [](Args a) { return mul(a[0], a[1]); });
-    else if (op == "zeros" || op == "ones")
-      s = elementwise(n, [&op](Args) { return f32(op == "ones" ? 1.0 : 0.0); });
-    else if (op == "softmax" || op == "log_softmax")
-      s = softmax(n, op == "log_softmax");
-    else if (op == "conv2d" || op == "maxpool2d" || op == "avgpool2d")
-      s = windowed(n, op);
-    else if (op == "batchnorm")
-      s = batchnormEval(n);
-    else if (op == "transpose")
-      s = transpose(n);
-    else if (op == "concat")
-      s = concat(n);
-    else if (op == "matmul")
-      s = matmul(n);
+  int newGroup(int node, bool isRoot) {
+    Group grp;
+    const Value &out = g_.value(g_.nodes[static_cast<size_t>(node)].output);
+    grp.batched = out.shape.isBatched();
+    grp.per = detail::perExample(out);
+    if (isRoot)
+      grp.root = node;
     else
-      throw std::logic_error("internal error: cannot lower " + op + " yet");
-    return block({std::move(s)}, comment);
+      grp.members.push_back(node);
+    groups_.push_back(grp);
+    forward_.push_back(-1);
+    return static_cast<int>(groups_.size()) - 1;
+  }
+
+  /// The groups node i reads, split by how.
+  struct Reads {
+    std::set<int> all, ownIndex, scattered;
+  };
+  Reads readsOf(int i) const {
+    const Node &n = g_.nodes[static_cast<size_t>(i)];
+    Reads r;
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      if (!detail::readsInput(n, k))
+        continue;
+      int p = producer(n.inputs[k]);
+      if (p < 0)
+        continue;
+      r.all.insert(p);
+      bool own = kinds_[static_cast<size_t>(i)] == NodeKind::Pointwise &&
+                 detail::readsOwnIndex(g_, n, k);
+      (own ? r.ownIndex : r.scattered).insert(p);
+    }
+    return r;
+  }
+
+  void addReads(int gi, const Reads &r, bool byRoot) {
+    Group &grp = groups_[static_cast<size_t>(gi)];
+    for (int p : r.all)
+      if (p != gi)
+        grp.deps.insert(p);
+    for (int p : r.scattered)
+      if (p != gi)
+        (byRoot ? grp.rootReads : grp.scatteredReads).insert(p);
+  }
+
+  void formGroups() {
+    groupOf_.assign(g_.nodes.size(), -1);
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      const Node &n = g_.nodes[i];
+      int node = static_cast<int>(i);
+      if (kinds_[i] == NodeKind::Alias || kinds_[i] == NodeKind::Constant)
+        continue;
+      Reads r = readsOf(node);
+      if (kinds_[i] == NodeKind::Root) {
+        int gi = n.op->name == "cross_entropy_grad" ? pairWithLoss(node, r) : -1;
+        if (gi < 0) {
+          gi = newGroup(node, true);
+          for (int p : r.all)
+            r.scattered.insert(p);
+          addReads(gi, r, true);
+        }
+        groupOf_[i] = gi;
+        continue;
+      }
+      // A pointwise node: join the newest group it reads at its own index.
+      std::vector<int> candidates;
+      for (int p : r.ownIndex)
+        if (sameExtent(groups_[static_cast<size_t>(p)], g_.value(n.output)) && !r.scattered.count(p))
+          candidates.push_back(p);
+      std::sort(candidates.rbegin(), candidates.rend());
+      int chosen = -1;
+      for (int gi : candidates) {
+        bool cycle = false;
+        for (int p : r.all)
+          if (p != gi && dependsOn(p, gi))
+            cycle = true;
+        if (!cycle) {
+          chosen = gi;
+          break;
+        }
+      }
+      if (chosen < 0) {
+        chosen = newGroup(node, false);
+      } else {
+        groups_[static_cast<size_t>(chosen)].members.push_back(node);
+      }
+      groupOf_[i] = chosen;
+      addReads(chosen, r, false);
+      for (int other : candidates)
+        if (find(other) != find(chosen))
+          tryMerge(find(chosen), find(other));
+    }
+  }
+
+  /// Scalar arithmetic (the schedule, bias corrections) in as few loops as
+  /// the reads allow.
+  void mergeScalars() {
+    for (size_t a = 0; a < groups_.size(); ++a)
+      for (size_t b = a + 1; b < groups_.size(); ++b) {
+        const Group &ga = groups_[a], &gb = groups_[b];
+        if (ga.alive && gb.alive && ga.root < 0 && gb.root < 0 && ga.per == 1 && !ga.batched &&
+            gb.per == 1 && !gb.batched)
+          tryMerge(static_cast<int>(a), static_cast<int>(b));
+      }
+  }
+
+  /// cross_entropy_grad joins the group of its cross_entropy (same logits
+  /// and labels) when nothing else has joined it: one pass for both.
+  int pairWithLoss(int node, const Reads &r) {
+    const Node &n = g_.nodes[static_cast<size_t>(node)];
+    for (size_t gi = 0; gi < groups_.size(); ++gi) {
+      Group &grp = groups_[gi];
+      if (!grp.alive || grp.root < 0 || grp.coRoot >= 0 || !grp.members.empty())
+        continue;
+      const Node &loss = g_.nodes[static_cast<size_t>(grp.root)];
+      if (loss.op->name != "cross_entropy" || loss.inputs[0] != n.inputs[1] ||
+          loss.inputs[1] != n.inputs[2])
+        continue;
+      bool cycle = false;
+      for (int p : r.all)
+        if (p != static_cast<int>(gi) && dependsOn(p, static_cast<int>(gi)))
+          cycle = true;
+      if (cycle)
+        return -1;
+      grp.coRoot = grp.root;
+      grp.root = node;
+      const Value &out = g_.value(n.output);
+      grp.batched = out.shape.isBatched();
+      grp.per = detail::perExample(out);
+      Reads all = r;
+      for (int p : r.all)
+        all.scattered.insert(p);
+      addReads(static_cast<int>(gi), all, true);
+      return static_cast<int>(gi);
+    }
+    return -1;
+  }
+
+  /// Merges groups a and b into one when they run over the same elements,
+  /// at most one has a root, neither reads the other at other indices, and
+  /// no third group lies between them.
+  void tryMerge(int a, int b) {
+    Group &ga = groups_[static_cast<size_t>(a)], &gb = groups_[static_cast<size_t>(b)];
+    if (ga.batched != gb.batched || ga.per != gb.per || (ga.root >= 0 && gb.root >= 0))
+      return;
+    if (ga.rootReads.count(b) || gb.rootReads.count(a) || ga.scatteredReads.count(b) ||
+        gb.scatteredReads.count(a))
+      return;
+    for (int x : ga.deps)
+      if (find(x) != b && dependsOn(x, b))
+        return;
+    for (int x : gb.deps)
+      if (find(x) != a && dependsOn(x, a))
+        return;
+    int into = ga.root >= 0 ? a : (gb.root >= 0 ? b : std::min(a, b));
+    int from = into == a ? b : a;
+    Group &gi = groups_[static_cast<size_t>(into)], &gf = groups_[static_cast<size_t>(from)];
+    for (int m : gf.members) {
+      gi.members.push_back(m);
+      groupOf_[static_cast<size_t>(m)] = into;
+    }
+    std::sort(gi.members.begin(), gi.members.end());
+    for (int d : gf.deps)
+      gi.deps.insert(d);
+    for (int d : gf.rootReads)
+      gi.rootReads.insert(d);
+    for (int d : gf.scatteredReads)
+      gi.scatteredReads.insert(d);
+    gi.deps.erase(into);
+    gi.deps.erase(from);
+    gf.alive = false;
+    gf.members.clear();
+    forward_[static_cast<size_t>(from)] = into;
+    for (Group &x : groups_) {
+      if (x.deps.erase(from))
+        x.deps.insert(into);
+      if (x.rootReads.erase(from))
+        x.rootReads.insert(into);
+      if (x.scatteredReads.erase(from))
+        x.scatteredReads.insert(into);
+    }
+    for (Group &x : groups_)
+      x.deps.erase(static_cast<int>(&x - groups_.data()));
+  }
+
+  // ---- what gets stored ----
+  void markStored() {
+    stored_.assign(g_.values.size(), false);
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      if (kinds_[i] == NodeKind::Alias || kinds_[i] == NodeKind::Constant)
+        continue;
+      const Node &n = g_.nodes[i];
+      int mine = find(groupOf_[i]);
+      const Group &grp = groups_[static_cast<size_t>(mine)];
+      bool isRoot = grp.root == static_cast<int>(i) || grp.coRoot == static_cast<int>(i);
+      for (size_t k = 0; k < n.inputs.size(); ++k) {
+        if (!detail::readsInput(n, k))
+          continue;
+        ValueId s = source_[static_cast<size_t>(n.inputs[k])];
+        if (g_.value(s).kind != ValueKind::Computed || isConstant(s))
+          continue;
+        if (isRoot || producer(s) != mine || !detail::readsOwnIndex(g_, n, k))
+          stored_[static_cast<size_t>(s)] = true;
+      }
+    }
+    for (ValueId out : g_.outputs)
+      if (!isConstant(source_[static_cast<size_t>(out)]))
+        stored_[static_cast<size_t>(source_[static_cast<size_t>(out)])] = true;
+  }
+
+  bool isConstant(ValueId v) const {
+    const Value &val = g_.value(v);
+    return val.kind == ValueKind::Computed &&
+           kinds_[static_cast<size_t>(val.node)] == NodeKind::Constant;
+  }
+
+  bool live(const Group &grp) const {
+    auto storedNode = [&](int node) {
+      return node >= 0 && stored_[static_cast<size_t>(g_.nodes[static_cast<size_t>(node)].output)];
+    };
+    if (storedNode(grp.root) || storedNode(grp.coRoot))
+      return true;
+    return std::any_of(grp.members.begin(), grp.members.end(), storedNode);
+  }
+
+  /// Groups in an order that respects every read, earliest node first.
+  std::vector<int> emissionOrder() {
+    std::vector<int> liveGroups;
+    for (size_t gi = 0; gi < groups_.size(); ++gi)
+      if (groups_[gi].alive && live(groups_[gi]))
+        liveGroups.push_back(static_cast<int>(gi));
+    std::map<int, int> pending;
+    std::map<int, std::vector<int>> readers;
+    auto firstNode = [&](int gi) {
+      const Group &grp = groups_[static_cast<size_t>(gi)];
+      int first = grp.members.empty() ? INT32_MAX : grp.members.front();
+      for (int r : {grp.root, grp.coRoot})
+        if (r >= 0)
+          first = std::min(first, r);
+      return first;
+    };
+    std::set<int> liveSet(liveGroups.begin(), liveGroups.end());
+    for (int gi : liveGroups) {
+      pending[gi] = 0;
+      for (int d : groups_[static_cast<size_t>(gi)].deps) {
+        int dd = find(d);
+        if (dd != gi && liveSet.count(dd)) {
+          ++pending[gi];
+          readers[dd].push_back(gi);
+        }
+      }
+    }
+    using Item = std::pair<int, int>; // (first node, group)
+    std::priority_queue<Item, std::vector<Item>, std::greater<Item>> ready;
+    for (int gi : liveGroups)
+      if (pending[gi] == 0)
+        ready.push({firstNode(gi), gi});
+    std::vector<int> order;
+    while (!ready.empty()) {
+      int gi = ready.top().second;
+      ready.pop();
+      order.push_back(gi);
+      for (int r : readers[gi])
+        if (--pending[r] == 0)
+          ready.push({firstNode(r), r});
+    }
+    if (order.size() != liveGroups.size())
+      throw std::logic_error("internal error: fused groups form a cycle");
+    return order;
+  }
+
+  // ---- buffers ----
+  int addBuffer(const std::string &name, BufferKind kind, int64_t per, bool batched, Type type) {
+    Buffer b;
+    b.name = name;
+    b.kind = kind;
+    b.perExample = per;
+    b.batched = batched;
+    b.type = type;
+    f_.buffers.push_back(b);
+    firstUse_.push_back(position_);
+    lastUse_.push_back(position_);
+    return static_cast<int>(f_.buffers.size()) - 1;
+  }
+  int addValueBuffer(ValueId v, BufferKind kind, const std::string &name) {
+    const Value &val = g_.value(v);
+    return addBuffer(name, kind, detail::perExample(val), val.shape.isBatched(),
+                     val.dtype == DType::I64 ? Type::I64 : Type::F32);
+  }
+  void use(int b) {
+    firstUse_[static_cast<size_t>(b)] = std::min(firstUse_[static_cast<size_t>(b)], position_);
+    lastUse_[static_cast<size_t>(b)] = std::max(lastUse_[static_cast<size_t>(b)], position_);
+  }
+
+  void createBuffers() {
+    storage_.assign(g_.values.size(), -1);
+    position_ = 0;
+    for (size_t v = 0; v < g_.values.size(); ++v) {
+      ValueKind k = g_.values[v].kind;
+      if (k == ValueKind::Input || k == ValueKind::Label)
+        storage_[v] = addValueBuffer(static_cast<ValueId>(v), BufferKind::Input, g_.values[v].name);
+    }
+    for (size_t v = 0; v < g_.values.size(); ++v) {
+      ValueKind k = g_.values[v].kind;
+      if (k == ValueKind::Param || k == ValueKind::State)
+        storage_[v] = addValueBuffer(static_cast<ValueId>(v), BufferKind::Param, g_.values[v].name);
+    }
+    // One output buffer per graph output; a stored value takes the first
+    // output that is it, the rest are copied at the end.
+    std::vector<bool> updateUsed(updates_.size(), false);
+    for (ValueId out : g_.outputs) {
+      ValueId s = source_[static_cast<size_t>(out)];
+      int b = addValueBuffer(out, BufferKind::Output, g_.value(out).name);
+      for (size_t u = 0; u < updates_.size(); ++u)
+        if (!updateUsed[u] && updates_[u].second == out) {
+          updateUsed[u] = true;
+          f_.buffers[static_cast<size_t>(b)].updates =
+              storage_[static_cast<size_t>(updates_[u].first)];
+          break;
+        }
+      if (g_.value(s).kind == ValueKind::Computed && !isConstant(s) &&
+          storage_[static_cast<size_t>(s)] < 0)
+        storage_[static_cast<size_t>(s)] = b;
+      else
+        copies_.push_back({b, s});
+    }
+    for (size_t v = 0; v < g_.values.size(); ++v)
+      if (stored_[v] && storage_[v] < 0 && g_.values[v].kind == ValueKind::Computed)
+        storage_[v] = addValueBuffer(static_cast<ValueId>(v), BufferKind::Temp, g_.values[v].name);
+    // Temporaries' lifetimes start where they are written.
+    for (size_t b = 0; b < f_.buffers.size(); ++b)
+      if (f_.buffers[b].kind == BufferKind::Temp)
+        firstUse_[b] = INT32_MAX, lastUse_[b] = -1;
+  }
+
+  // ---- emission ----
+  /// A value inside the group being emitted: its local, or a load.
+  ExprRef read(ValueId v, ExprRef at, bool ownIndex) {
+    ValueId s = source_[static_cast<size_t>(v)];
+    if (isConstant(s)) {
+      detail::Reader none = [](size_t, ExprRef, bool) -> ExprRef {
+        throw std::logic_error("internal error: a constant with inputs");
+      };
+      return detail::pointwise(g_.nodes[static_cast<size_t>(g_.value(s).node)], *this, at, none);
+    }
+    auto local = locals_.find(s);
+    if (ownIndex && local != locals_.end())
+      return var(local->second, Type::F32);
+    return load(buffer(s), std::move(at), g_.value(s).dtype == DType::I64 ? Type::I64 : Type::F32);
+  }
+
+  /// The pointwise members of the group at index `at`, each a local, the
+  /// stored ones stored.
+  std::vector<Stmt> members(const Group &grp, ExprRef at) {
+    std::vector<Stmt> out;
+    for (int m : grp.members) {
+      const Node &n = g_.nodes[static_cast<size_t>(m)];
+      detail::Reader reader = [&](size_t k, ExprRef a, bool own) { return read(n.inputs[k], a, own); };
+      ExprRef value = detail::pointwise(n, *this, at, reader);
+      int v = newVar();
+      out.push_back(local(v, value));
+      locals_[n.output] = v;
+      if (stored_[static_cast<size_t>(n.output)]) {
+        int b = buffer(n.output);
+        out.push_back(store(b, at, var(v, Type::F32)));
+      }
+    }
+    return out;
+  }
+
+  Stmt emitGroup(int gi) {
+    const Group &grp = groups_[static_cast<size_t>(gi)];
+    locals_.clear();
+    // Stored values are written here: their lifetimes start here.
+    auto written = [&](int node) {
+      if (node >= 0 && stored_[static_cast<size_t>(g_.nodes[static_cast<size_t>(node)].output)])
+        buffer(g_.nodes[static_cast<size_t>(node)].output);
+    };
+    written(grp.root);
+    written(grp.coRoot);
+    for (int m : grp.members)
+      written(m);
+    std::string comment;
+    auto describe = [&](int node) {
+      const Node &n = g_.nodes[static_cast<size_t>(node)];
+      if (!comment.empty())
+        comment += " + ";
+      comment += n.layer + " (" + n.op->name + ")";
+    };
+    if (grp.coRoot >= 0)
+      describe(grp.coRoot);
+    if (grp.root >= 0)
+      describe(grp.root);
+    for (int m : grp.members)
+      describe(m);
+    if (grp.root < 0) {
+      int e = newVar();
+      ExprRef extent = grp.batched ? mul(batch(), i64(grp.per)) : i64(grp.per);
+      std::vector<Stmt> body = members(grp, var(e, Type::I64));
+      Stmt nest = grp.per == 1 && !grp.batched
+                      ? loop(e, extent, std::move(body))
+                      : parallelLoop(e, extent, i64(static_cast<int64_t>(2 * grp.members.size())),
+                                     std::move(body));
+      return block({std::move(nest)}, comment);
+    }
+    const Node &rootNode = g_.nodes[static_cast<size_t>(grp.root)];
+    detail::Epilogue epilogue = [&](ExprRef at, ExprRef value) {
+      std::vector<Stmt> out;
+      int v = newVar();
+      out.push_back(local(v, value));
+      locals_[rootNode.output] = v;
+      if (stored_[static_cast<size_t>(rootNode.output)]) {
+        int b = buffer(rootNode.output);
+        bool already = value->kind == ExprKind::Load && value->buffer == b && value->a == at;
+        if (!already)
+          out.push_back(store(b, at, var(v, Type::F32)));
+      }
+      for (Stmt &s : members(grp, at))
+        out.push_back(std::move(s));
+      // Nothing but the root's own value, already in place: no loop needed.
+      if (out.size() == 1)
+        out.clear();
+      return out;
+    };
+    Stmt nest = grp.coRoot >= 0
+                    ? detail::crossEntropyWithGradient(g_.nodes[static_cast<size_t>(grp.coRoot)],
+                                                       rootNode, *this, epilogue)
+                    : detail::root(rootNode, *this, epilogue);
+    return block({std::move(nest)}, comment);
+  }
+
+  /// Outputs that are an input, a parameter, or a value already output.
+  std::vector<Stmt> copyOutputs() {
+    std::vector<Stmt> out;
+    for (auto [b, s] : copies_) {
+      int e = newVar();
+      const Buffer &buf = f_.buffers[static_cast<size_t>(b)];
+      ExprRef extent = buf.batched ? mul(batch(), i64(buf.perExample)) : i64(buf.perExample);
+      use(b);
+      ExprRef at = var(e, Type::I64);
+      out.push_back(block({loop(e, extent, {store(b, at, read(s, at, false))})}, "output " + buf.name));
+    }
+    return out;
+  }
+
+  void countNests(const Stmt &s) {
+    if (s.kind == StmtKind::For)
+      ++f_.nests;
+    else if (s.kind == StmtKind::Block)
+      for (const Stmt &b : s.body)
+        countNests(b);
+  }
+
+  /// First fit by lifetime: each temporary takes the lowest offset that no
+  /// temporary alive at the same time occupies. Offsets are 64-byte aligned.
+  void planArena() {
+    struct Placed {
+      int64_t offset, size;
+      int first, last;
+    };
+    std::vector<Placed> placed;
+    std::vector<size_t> temps;
+    for (size_t b = 0; b < f_.buffers.size(); ++b)
+      if (f_.buffers[b].kind == BufferKind::Temp)
+        temps.push_back(b);
+    std::stable_sort(temps.begin(), temps.end(),
+                     [&](size_t a, size_t b) { return firstUse_[a] < firstUse_[b]; });
+    int64_t top = 0;
+    for (size_t b : temps) {
+      int64_t size = (f_.buffers[b].elements(f_.capacity) + 15) / 16 * 16;
+      int first = firstUse_[b], last = std::max(lastUse_[b], firstUse_[b]);
+      std::vector<std::pair<int64_t, int64_t>> busy;
+      for (const Placed &p : placed)
+        if (p.first <= last && first <= p.last)
+          busy.emplace_back(p.offset, p.offset + p.size);
+      std::sort(busy.begin(), busy.end());
+      int64_t offset = 0;
+      for (auto [lo, hi] : busy) {
+        if (offset + size <= lo)
+          break;
+        offset = std::max(offset, hi);
+      }
+      f_.buffers[b].offset = offset;
+      placed.push_back({offset, size, first, last});
+      top = std::max(top, offset + size);
+    }
+    f_.arenaElements = top;
   }
 
   const Graph &g_;
+  const std::vector<std::pair<ValueId, ValueId>> &updates_;
+  LowerOptions options_;
   Function f_;
-  std::map<ValueId, int> bufferOf_;
   int vars_ = 0;
+  std::vector<ValueId> source_;
+  std::vector<NodeKind> kinds_;
+  std::vector<int> groupOf_;
+  std::vector<Group> groups_;
+  std::vector<int> forward_;
+  std::vector<bool> stored_;
+  std::vector<int> storage_;
+  std::vector<std::pair<int, ValueId>> copies_;
+  std::vector<int> firstUse_, lastUse_;
+  std::map<ValueId, int> locals_;
+  int current_ = -1, position_ = 0;
 };
 
 } // namespace
 
-bool canLower(const Graph &graph, std::string &why) {
+bool canLower(const Graph &graph, bool training, std::string &why) {
   for (const Node &n : graph.nodes)
-    if (!lowerable().count(n.op->name)) {
-      why = n.op->name;
+    if (!detail::lowerable(n, training, why))
       return false;
-    }
   return true;
 }
 
-Function lowerInference(const Graph &graph) { return Lowerer(graph).run(); }
+Function lower(const Graph &graph, const std::vector<std::pair<ValueId, ValueId>> &updates,
+               const LowerOptions &options) {
+  return Planner(graph, updates, options).run();
+}
+
+Function lowerInference(const Graph &graph, int64_t capacity) {
+  LowerOptions o;
+  o.capacity = capacity;
+  return lower(graph, {}, o);
+}
 
 } // namespace nnc::loops

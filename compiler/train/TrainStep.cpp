@@ -88,6 +88,8 @@ ValueId learningRate(Graph &g, const Program &p, const StepGraph &s) {
     ValueId ramp = e.div(s.step, e.scale(s.stepsPerEpoch, w));
     lr = e.mul(lr, e.op("minimum", {ramp, e.constant(1)}));
   }
+  if (lr == s.baseLr) // the output @lr is always a value of its own
+    lr = e.scale(lr, 1.0);
   e.name(lr, kLrName);
   return lr;
 }

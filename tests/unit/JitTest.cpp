@@ -6,6 +6,7 @@
 // while a wrong index or a missing term changes an output by 1e-3 or more.
 #include "Compile.h"
 #include "codegen/JIT.h"
+#include "codegen/Runner.h"
 #include "graph/Build.h"
 #include "interp/Interpreter.h"
 #include "loops/Lower.h"
@@ -28,49 +29,37 @@ namespace {
 /// the same input and initial parameters; returns the largest difference.
 double jitVersusInterpreter(const Graph &graph, int64_t n) {
   std::string why;
-  REQUIRE(loops::canLower(graph, why));
-  loops::Function f = loops::lowerInference(graph);
+  REQUIRE(loops::canLower(graph, false, why));
+  loops::Function f = loops::lowerInference(graph, n);
   std::string error;
   std::unique_ptr<JIT> jit = JIT::create(error);
   INFO(error);
   REQUIRE(jit);
-  auto start = std::chrono::steady_clock::now();
   CompiledFunction fn = jit->compile(f, error);
   INFO(error);
   REQUIRE(fn);
-  using Ms = std::chrono::duration<double, std::milli>;
-  double ms = Ms(std::chrono::steady_clock::now() - start).count();
-  WARN(graph.name << ": JIT compile " << ms << " ms");
+  Runner runner(f, fn);
   std::map<std::string, Tensor> feeds = initialParams(graph, 17);
   Tensor x(concreteDims(graph.values[0].shape, n));
   for (size_t i = 0; i < x.size(); ++i)
     x[i] = nnc_rt::uniform01(17, 99, i);
   feeds[graph.values[0].name] = x;
+  for (const auto &[name, t] : feeds) {
+    float *p = runner.data(name);
+    REQUIRE(p);
+    REQUIRE(runner.elements(name, n) == static_cast<int64_t>(t.size()));
+    for (size_t i = 0; i < t.size(); ++i)
+      p[i] = static_cast<float>(t[i]);
+  }
   std::vector<Tensor> expected = interpret(graph, feeds, EvalContext{});
-  // float32 buffers, in the lowered function's order
-  std::vector<std::vector<float>> storage;
-  std::vector<float *> pointers;
-  for (const loops::Buffer &b : f.buffers) {
-    size_t count = static_cast<size_t>(b.perExample * (b.batched ? n : 1));
-    std::vector<float> data(count, 0.0f);
-    auto feed = feeds.find(b.name);
-    if (feed != feeds.end())
-      for (size_t i = 0; i < count; ++i)
-        data[i] = static_cast<float>(feed->second[i]);
-    storage.push_back(std::move(data));
-  }
-  for (auto &s : storage)
-    pointers.push_back(s.data());
-  fn(pointers.data(), n);
+  runner.run(n);
+  const Tensor &want = expected[static_cast<size_t>(graph.outputs[0])];
+  const std::string &name = graph.value(graph.outputs[0]).name;
+  REQUIRE(runner.elements(name, n) == static_cast<int64_t>(want.size()));
+  const float *got = runner.data(name);
   double worst = 0;
-  for (size_t b = 0; b < f.buffers.size(); ++b) {
-    if (f.buffers[b].kind != loops::BufferKind::Output)
-      continue;
-    const Tensor &want = expected[static_cast<size_t>(graph.outputs[0])];
-    REQUIRE(want.size() == storage[b].size());
-    for (size_t i = 0; i < want.size(); ++i)
-      worst = std::max(worst, std::abs(want[i] - static_cast<double>(storage[b][i])));
-  }
+  for (size_t i = 0; i < want.size(); ++i)
+    worst = std::max(worst, std::abs(want[i] - static_cast<double>(got[i])));
   return worst;
 }
 
@@ -103,14 +92,24 @@ TEST_CASE("the JIT agrees with the interpreter on every lowered op") {
   }
 }
 
-TEST_CASE("the loop IR names each nest after its layer, with explicit FMAs") {
+TEST_CASE("fusion: bias and activation run in the product's output loop") {
   Graph g = inference("[4]", "x -> fc: dense(3) -> relu");
+  loops::Function f = loops::lowerInference(g, 8);
   std::ostringstream out;
-  loops::print(loops::lowerInference(g), out);
+  loops::print(f, out);
   std::string text = out.str();
-  CHECK(text.find("// fc (dense)") != std::string::npos);
-  CHECK(text.find("fma(x[") != std::string::npos);
-  CHECK(text.find("output relu_1: f32[N * 3]") != std::string::npos);
+  INFO(text);
+  // one group for the layer and its activation: the weights packed
+  // (transposed) once, then one nest computing the output
+  REQUIRE(f.body.body.size() == 1);
+  CHECK(f.body.body[0].comment == "fc (dense) + relu_1 (relu)");
+  CHECK(f.nests == 2);
+  // the pre-activation never reaches memory: the output is the only buffer
+  // the product writes, and the activation is applied as it is stored
+  CHECK(text.find("fc[") == std::string::npos);
+  CHECK(text.find("fma(s") != std::string::npos);
+  CHECK(text.find("relu_1[((i2 * 3) + i6)] = s9") != std::string::npos);
+  CHECK(text.find("// 2 loop nests") != std::string::npos);
 }
 
 TEST_CASE("the JIT agrees with the interpreter on convolutional models") {
@@ -141,6 +140,36 @@ TEST_CASE("the JIT agrees with the interpreter on convolutional models") {
 TEST_CASE("graphs with ops not lowered yet are recognized, not mis-compiled") {
   Graph g = inference("[4]", "add(x, randn(4)) -> dense(2)");
   std::string why;
-  CHECK_FALSE(loops::canLower(g, why));
+  CHECK_FALSE(loops::canLower(g, false, why));
   CHECK(why == "randn");
+}
+
+TEST_CASE("a function the code generator cannot take is reported, not run") {
+  std::string error;
+  std::unique_ptr<JIT> jit = JIT::create(error);
+  REQUIRE(jit);
+  loops::Function f;
+  f.name = "broken";
+  f.buffers.push_back({"y", loops::BufferKind::Output, 4, false});
+  f.vars = 1;
+  // a store to a buffer that does not exist
+  f.body = loops::block({loops::loop(0, loops::i64(4),
+                                     {loops::store(3, loops::var(0, loops::Type::I64),
+                                                   loops::f32(1))})});
+  CHECK(jit->compile(f, error) == nullptr);
+  CHECK(error == "internal error: invalid loop IR in broken: buffer 3 out of range");
+  // a variable read before anything sets it
+  f.body = loops::block({loops::store(0, loops::i64(0), loops::var(0, loops::Type::F32))});
+  CHECK(jit->compile(f, error) == nullptr);
+  CHECK(error == "internal error: invalid loop IR in broken: variable 0 read before it is set");
+  // and the JIT still works afterwards
+  f.body = loops::block({loops::loop(0, loops::i64(4),
+                                     {loops::store(0, loops::var(0, loops::Type::I64),
+                                                   loops::f32(2.5))})});
+  CompiledFunction fn = jit->compile(f, error);
+  INFO(error);
+  REQUIRE(fn);
+  Runner r(f, fn);
+  r.run(1);
+  CHECK(r.data("y")[3] == 2.5f);
 }

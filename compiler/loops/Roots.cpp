@@ -1,0 +1,718 @@
+// Roots.cpp — the loop nests of the ops that own one: matrix products,
+// convolution and pooling with their gradients, reductions, softmax,
+// batchnorm and the losses. Each hands every output element it computes to
+// an epilogue, where the planner fuses what follows.
+//
+// Every sum runs in a fixed order, written in the loops: results depend on
+// neither the thread count nor the machine. Matrix products keep each
+// output's sum sequential over the inner index, but run the loop over the
+// output's contiguous columns innermost, so the vectorizer can take several
+// outputs at once without reordering any sum.
+#include "loops/Lowering.h"
+
+#include "ops/Kernels.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace nnc::loops::detail {
+namespace {
+
+ExprRef sub(ExprRef a, ExprRef b) { return binary(BinaryOp::Sub, std::move(a), std::move(b)); }
+ExprRef div(ExprRef a, ExprRef b) { return binary(BinaryOp::Div, std::move(a), std::move(b)); }
+ExprRef max(ExprRef a, ExprRef b) { return binary(BinaryOp::Max, std::move(a), std::move(b)); }
+ExprRef min(ExprRef a, ExprRef b) { return binary(BinaryOp::Min, std::move(a), std::move(b)); }
+ExprRef idx(int v) { return var(v, Type::I64); }
+ExprRef scalar(int v) { return var(v, Type::F32); }
+/// ceil(a / b) for b > 0 and a > -b (enough for window bounds).
+ExprRef ceilDiv(ExprRef a, int64_t b) { return div(add(a, i64(b - 1)), i64(b)); }
+
+std::vector<Stmt> concat(std::vector<Stmt> a, std::vector<Stmt> b) {
+  for (Stmt &s : b)
+    a.push_back(std::move(s));
+  return a;
+}
+
+class RootLowerer {
+public:
+  RootLowerer(const Node &n, Context &c, const Epilogue &epi)
+      : n_(n), c_(c), g_(c.graph()), epi_(epi) {}
+
+  Stmt run() {
+    const std::string &op = n_.op->name;
+    if (op == "dense")
+      return dense();
+    if (op == "matmul")
+      return matmul();
+    if (op == "contract")
+      return contract();
+    if (op == "batch_sum")
+      return batchSum();
+    if (op == "conv2d" || op == "maxpool2d" || op == "avgpool2d")
+      return windowed(op);
+    if (op == "conv2d_grad_input")
+      return convGradInput();
+    if (op == "conv2d_grad_weight")
+      return convGradWeight();
+    if (op == "maxpool2d_grad" || op == "avgpool2d_grad")
+      return poolGrad(op == "maxpool2d_grad");
+    if (op == "softmax" || op == "log_softmax")
+      return softmax(op == "log_softmax");
+    if (op == "softmax_grad" || op == "log_softmax_grad")
+      return softmaxGrad(op == "log_softmax_grad");
+    if (op == "sum" || op == "mean")
+      return reduceAxis(op == "mean");
+    if (op == "sum_all")
+      return sumAll();
+    if (op == "channel_sum" || op == "channel_mean" || op == "channel_var")
+      return channelStat(op);
+    if (op == "batchnorm")
+      return batchnorm();
+    if (op == "batchnorm_grad_input")
+      return batchnormGradInput();
+    if (op == "batchnorm_grad_weight")
+      return batchnormGradWeight();
+    if (op == "concat")
+      return concatenate();
+    if (op == "cross_entropy")
+      return crossEntropy();
+    if (op == "cross_entropy_grad")
+      return crossEntropyGrad();
+    if (op == "mse")
+      return mse();
+    if (op == "mse_grad")
+      return mseGrad();
+    throw std::logic_error("internal error: no loop nest for " + op);
+  }
+
+  /// The pair: rows in parallel, each row's loss into a scratch buffer and
+  /// its gradient to the epilogue; then the losses summed in row order.
+  Stmt crossEntropyPair(const Node &loss) {
+    const Shape &zs = g_.value(n_.inputs[1]).shape;
+    int64_t classes = zs.dims[1];
+    int rowLoss = c_.scratch(n_.layer + ".row_loss", 1, true);
+    int r = c_.newVar();
+    Stmt rows = parallelLoop(r, batch(), i64(4 * classes),
+                             rowOfCrossEntropy(n_.inputs[1], n_.inputs[2], r, classes, rowLoss,
+                                               true));
+    int r2 = c_.newVar(), total = c_.newVar();
+    std::vector<Stmt> sum{local(total, f32(0)),
+                          loop(r2, batch(), {assign(total, add(scalar(total), loops::load(rowLoss, idx(r2))))})};
+    ExprRef mean = div(scalar(total), unary(UnaryOp::ToF32, batch()));
+    sum.push_back(store(c_.buffer(loss.output), i64(0), mean));
+    return block({rows, block(sum)});
+  }
+
+private:
+  int in(size_t k) { return c_.buffer(n_.inputs[k]); }
+  const Shape &shapeOf(size_t k) { return g_.value(n_.inputs[k]).shape; }
+  const Shape &outShape() { return g_.value(n_.output).shape; }
+  ExprRef load(size_t k, ExprRef at) { return c_.read(n_.inputs[k], std::move(at)); }
+  int newVar() { return c_.newVar(); }
+
+  /// Rows of a value: N·(product of the leading dims but the last), or just the product.
+  ExprRef rows(const Shape &s) {
+    int64_t per = 1;
+    for (size_t d = 0; d + 1 < s.rank(); ++d)
+      if (s.dims[d] != kBatch)
+        per *= s.dims[d];
+    return s.isBatched() ? mul(batch(), i64(per)) : i64(per);
+  }
+
+  /// Elements of the leading axes before `axis` (N included when batched).
+  ExprRef outerCount(const Shape &s, int64_t axis) {
+    int64_t per = 1;
+    for (size_t d = 0; d < static_cast<size_t>(axis); ++d)
+      if (s.dims[d] != kBatch)
+        per *= s.dims[d];
+    return s.isBatched() ? mul(batch(), i64(per)) : i64(per);
+  }
+
+  int64_t axisOf(const char *name, size_t rank) {
+    int64_t a = n_.attrs.getInt(name);
+    return a < 0 ? a + static_cast<int64_t>(rank) : a;
+  }
+
+  /// The rows of a matrix product, accumulated in memory:
+  ///   acc[m, :] = init(:); for k: acc[m, :] += A(m, k) · B(k, :)
+  /// then every element to the epilogue. Each output's sum is sequential in
+  /// k; the innermost loop runs over contiguous columns.
+  std::vector<Stmt> productRow(ExprRef m, ExprRef kExtent, int64_t cols,
+                               const std::function<ExprRef(ExprRef)> &init,
+                               const std::function<ExprRef(ExprRef)> &a, // a(k)
+                               const std::function<ExprRef(ExprRef, ExprRef)> &b, // b(k, j)
+                               ExprRef outRow) {
+    int acc = c_.accumulator();
+    int j = newVar(), k = newVar(), j2 = newVar(), j3 = newVar(), av = newVar();
+    auto at = [&](int jv) { return add(mul(outRow, i64(cols)), idx(jv)); };
+    std::vector<Stmt> body;
+    body.push_back(loop(j, i64(cols), {store(acc, at(j), init(idx(j)))}));
+    ExprRef term = a ? fma(scalar(av), b(idx(k), idx(j2)), loops::load(acc, at(j2)))
+                     : add(loops::load(acc, at(j2)), b(idx(k), idx(j2)));
+    std::vector<Stmt> kBody;
+    if (a)
+      kBody.push_back(local(av, a(idx(k))));
+    kBody.push_back(loop(j2, i64(cols), {store(acc, at(j2), term)}));
+    kBody.back().hot = true;
+    body.push_back(loop(k, kExtent, kBody));
+    ExprRef outAt = at(j3);
+    std::vector<Stmt> tail = epi_(outAt, loops::load(acc, outAt));
+    if (!tail.empty())
+      body.push_back(loop(j3, i64(cols), tail));
+    (void)m;
+    return body;
+  }
+
+  /// dense: y[r, o] = b[o] + Σ_i x[r, i] W[o, i]. W is [out, in]; its
+  /// transpose goes to a scratch buffer first so that the columns are contiguous.
+  Stmt dense() {
+    int64_t inF = shapeOf(0).dims.back(), out = n_.attrs.getInt("units");
+    bool bias = n_.inputs.size() > 2;
+    int wt = c_.scratch(g_.value(n_.inputs[1]).name + ".T", inF * out, false);
+    int o = newVar(), i = newVar();
+    Stmt transpose =
+        parallelLoop(o, i64(out), i64(inF),
+                     {loop(i, i64(inF), {store(wt, add(mul(idx(i), i64(out)), idx(o)),
+                                               load(1, add(mul(idx(o), i64(inF)), idx(i))))})});
+    int r = newVar();
+    ExprRef row = idx(r);
+    auto body = productRow(
+        row, i64(inF), out,
+        [&](ExprRef j) { return bias ? load(2, j) : f32(0); },
+        [&](ExprRef k) { return load(0, add(mul(row, i64(inF)), k)); },
+        [&](ExprRef k, ExprRef j) { return loops::load(wt, add(mul(k, i64(out)), j)); }, row);
+    return block({transpose, parallelLoop(r, rows(shapeOf(0)), i64(inF * out), body)});
+  }
+
+  /// a @ b: rows of a times one shared [k, n] matrix, or a batch of matrices.
+  Stmt matmul() {
+    const Shape &as = shapeOf(0), &bs = shapeOf(1);
+    int64_t k = as.dims.back(), cols = bs.dims.back();
+    auto zero = [](ExprRef) { return f32(0); };
+    if (bs.rank() == 2 && !bs.isBatched()) {
+      int r = newVar();
+      ExprRef row = idx(r);
+      auto body = productRow(
+          row, i64(k), cols, zero, [&](ExprRef kk) { return load(0, add(mul(row, i64(k)), kk)); },
+          [&](ExprRef kk, ExprRef j) { return load(1, add(mul(kk, i64(cols)), j)); }, row);
+      return parallelLoop(r, rows(as), i64(k * cols), body);
+    }
+    int64_t m = as.dims[as.rank() - 2];
+    int l = newVar(), r = newVar();
+    ExprRef row = add(mul(idx(l), i64(m)), idx(r));
+    auto body = productRow(
+        row, i64(k), cols, zero, [&](ExprRef kk) { return load(0, add(mul(row, i64(k)), kk)); },
+        [&](ExprRef kk, ExprRef j) {
+          return load(1, add(mul(add(mul(idx(l), i64(k)), kk), i64(cols)), j));
+        },
+        row);
+    ExprRef batches = div(rows(as), i64(m));
+    return parallelLoop(l, batches, i64(m * k * cols), {loop(r, i64(m), body)});
+  }
+
+  /// contract(a, b)[i, j] = Σ_r a[r, i] b[r, j]: the weight gradient.
+  Stmt contract() {
+    const Shape &as = shapeOf(0), &bs = shapeOf(1);
+    int64_t ka = as.dims.back(), nb = bs.dims.back();
+    int i = newVar();
+    ExprRef row = idx(i);
+    ExprRef count = rows(as);
+    auto body = productRow(
+        row, count, nb, [](ExprRef) { return f32(0); },
+        [&](ExprRef r) { return load(0, add(mul(r, i64(ka)), row)); },
+        [&](ExprRef r, ExprRef j) { return load(1, add(mul(r, i64(nb)), j)); }, row);
+    return parallelLoop(i, i64(ka), mul(count, i64(nb)), body);
+  }
+
+  /// batch_sum(t)[j] = Σ_r t[r, j].
+  Stmt batchSum() {
+    int64_t per = perExample(g_.value(n_.output));
+    auto body = productRow(
+        i64(0), batch(), per, [](ExprRef) { return f32(0); }, nullptr,
+        [&](ExprRef r, ExprRef j) { return load(0, add(mul(r, i64(per)), j)); }, i64(0));
+    return block(body);
+  }
+
+  /// The valid taps of a window along one axis: for output position `o`,
+  /// kernel offsets p with 0 <= o·stride - pad + p < size. Returns the first
+  /// offset and how many there are, so that padding costs no test per tap.
+  std::pair<ExprRef, ExprRef> taps(ExprRef o, int64_t stride, int64_t pad, int64_t kernel,
+                                   int64_t size) {
+    ExprRef start = sub(i64(pad), mul(o, i64(stride)));
+    ExprRef lo = max(i64(0), start);
+    ExprRef hi = min(i64(kernel), add(start, i64(size)));
+    return {lo, max(i64(0), sub(hi, lo))};
+  }
+
+  /// conv2d and pooling: for each output position, a reduction over the
+  /// valid taps of its window (and the channels, for conv2d).
+  Stmt windowed(const std::string &kind) {
+    const Shape &xs = shapeOf(0), &ys = outShape();
+    int64_t c = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
+    int64_t oc = ys.dims[1], oh = ys.dims[2], ow = ys.dims[3];
+    kernels::Geometry g = kernels::geometry(n_.attrs);
+    bool conv = kind == "conv2d";
+    int b = newVar(), f = newVar(), i = newVar(), j = newVar(), ch = newVar(), p = newVar(),
+        q = newVar(), s = newVar();
+    auto [plo, pn] = taps(idx(i), g.sh, g.ph, g.kh, h);
+    auto [qlo, qn] = taps(idx(j), g.sw, g.pw, g.kw, w);
+    ExprRef kp = add(plo, idx(p)), kq = add(qlo, idx(q));
+    ExprRef y = add(sub(mul(idx(i), i64(g.sh)), i64(g.ph)), kp);
+    ExprRef xcol = add(sub(mul(idx(j), i64(g.sw)), i64(g.pw)), kq);
+    ExprRef channel = conv ? idx(ch) : idx(f);
+    ExprRef xv = load(0, add(mul(add(mul(add(mul(idx(b), i64(c)), channel), i64(h)), y), i64(w)),
+                             xcol));
+    ExprRef update;
+    if (conv) {
+      ExprRef wv =
+          load(1, add(mul(add(mul(add(mul(idx(f), i64(c)), idx(ch)), i64(g.kh)), kp), i64(g.kw)),
+                      kq));
+      update = fma(xv, wv, scalar(s));
+    } else if (kind == "maxpool2d") {
+      update = max(scalar(s), xv);
+    } else {
+      update = add(scalar(s), xv);
+    }
+    Stmt window2 = loop(p, pn, {loop(q, qn, {assign(s, update)})});
+    ExprRef init = conv ? (n_.inputs.size() > 2 ? load(2, idx(f)) : f32(0))
+                        : (kind == "maxpool2d" ? f32(-INFINITY) : f32(0));
+    ExprRef result = kind == "avgpool2d"
+                         ? div(scalar(s), f32(static_cast<double>(g.kh * g.kw)))
+                         : scalar(s);
+    std::vector<Stmt> body{local(s, init)};
+    body.push_back(conv ? loop(ch, i64(c), {window2}) : window2);
+    ExprRef at =
+        add(mul(add(mul(add(mul(idx(b), i64(oc)), idx(f)), i64(oh)), idx(i)), i64(ow)), idx(j));
+    body = concat(std::move(body), epi_(at, result));
+    int64_t cost = oc * oh * ow * (conv ? c : 1) * g.kh * g.kw;
+    return parallelLoop(b, batch(), i64(cost),
+                        {loop(f, i64(oc), {loop(i, i64(oh), {loop(j, i64(ow), body)})})});
+  }
+
+  /// Output positions o whose window holds input position y: o·stride -
+  /// pad + p = y for a kernel offset p. Returns the first such o, and the
+  /// count, for offsets p = y + pad - o·stride in [0, kernel).
+  std::pair<ExprRef, ExprRef> covering(ExprRef y, int64_t stride, int64_t pad, int64_t kernel,
+                                       int64_t outSize) {
+    // o >= (y + pad - kernel + 1) / stride (rounded up), o <= (y + pad) / stride
+    ExprRef lo = max(i64(0), ceilDiv(sub(add(y, i64(pad)), i64(kernel - 1)), stride));
+    ExprRef hi = min(i64(outSize), add(div(add(y, i64(pad)), i64(stride)), i64(1)));
+    return {lo, max(i64(0), sub(hi, lo))};
+  }
+
+  /// conv2d_grad_input(dy, W, x): dx[b, ch, y, x] = Σ_f Σ_(windows holding
+  /// it) dy[b, f, i, j] W[f, ch, p, q], gathered per input element.
+  Stmt convGradInput() {
+    const Shape &dys = shapeOf(0), &xs = outShape();
+    int64_t c = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
+    int64_t oc = dys.dims[1], oh = dys.dims[2], ow = dys.dims[3];
+    kernels::Geometry g = kernels::geometry(n_.attrs);
+    int b = newVar(), ch = newVar(), y = newVar(), x = newVar(), f = newVar(), i = newVar(),
+        j = newVar(), s = newVar();
+    auto [ilo, in] = covering(idx(y), g.sh, g.ph, g.kh, oh);
+    auto [jlo, jn] = covering(idx(x), g.sw, g.pw, g.kw, ow);
+    ExprRef oi = add(ilo, idx(i)), oj = add(jlo, idx(j));
+    ExprRef p = sub(add(idx(y), i64(g.ph)), mul(oi, i64(g.sh)));
+    ExprRef q = sub(add(idx(x), i64(g.pw)), mul(oj, i64(g.sw)));
+    ExprRef dy = load(0, add(mul(add(mul(add(mul(idx(b), i64(oc)), idx(f)), i64(oh)), oi), i64(ow)),
+                             oj));
+    ExprRef wv = load(1, add(mul(add(mul(add(mul(idx(f), i64(c)), idx(ch)), i64(g.kh)), p),
+                                 i64(g.kw)),
+                             q));
+    std::vector<Stmt> body{
+        local(s, f32(0)),
+        loop(f, i64(oc), {loop(i, in, {loop(j, jn, {assign(s, fma(dy, wv, scalar(s)))})})})};
+    ExprRef at = add(mul(add(mul(add(mul(idx(b), i64(c)), idx(ch)), i64(h)), idx(y)), i64(w)), idx(x));
+    body = concat(std::move(body), epi_(at, scalar(s)));
+    int64_t cost = c * h * w * oc * ((g.kh + g.sh - 1) / g.sh) * ((g.kw + g.sw - 1) / g.sw);
+    return parallelLoop(b, batch(), i64(cost),
+                        {loop(ch, i64(c), {loop(y, i64(h), {loop(x, i64(w), body)})})});
+  }
+
+  /// conv2d_grad_weight(dy, x, W): dW[f, ch, p, q] = Σ_b Σ_(valid i, j)
+  /// dy[b, f, i, j] x[b, ch, i·sh - ph + p, j·sw - pw + q].
+  Stmt convGradWeight() {
+    const Shape &dys = shapeOf(0), &xs = shapeOf(1);
+    int64_t c = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
+    int64_t oc = dys.dims[1], oh = dys.dims[2], ow = dys.dims[3];
+    kernels::Geometry g = kernels::geometry(n_.attrs);
+    int f = newVar(), ch = newVar(), p = newVar(), q = newVar(), b = newVar(), i = newVar(),
+        j = newVar(), s = newVar();
+    // i such that 0 <= i·sh - ph + p < h, and i < oh
+    auto range = [&](ExprRef k, int64_t stride, int64_t pad, int64_t size, int64_t outSize) {
+      ExprRef lo = max(i64(0), ceilDiv(sub(i64(pad), k), stride));
+      ExprRef hi = min(i64(outSize), ceilDiv(sub(i64(size + pad), k), stride));
+      return std::make_pair(lo, max(i64(0), sub(hi, lo)));
+    };
+    auto [ilo, in] = range(idx(p), g.sh, g.ph, h, oh);
+    auto [jlo, jn] = range(idx(q), g.sw, g.pw, w, ow);
+    ExprRef oi = add(ilo, idx(i)), oj = add(jlo, idx(j));
+    ExprRef yy = add(sub(mul(oi, i64(g.sh)), i64(g.ph)), idx(p));
+    ExprRef xx = add(sub(mul(oj, i64(g.sw)), i64(g.pw)), idx(q));
+    ExprRef dy = load(0, add(mul(add(mul(add(mul(idx(b), i64(oc)), idx(f)), i64(oh)), oi), i64(ow)),
+                             oj));
+    ExprRef xv = load(1, add(mul(add(mul(add(mul(idx(b), i64(c)), idx(ch)), i64(h)), yy), i64(w)), xx));
+    std::vector<Stmt> body{
+        local(s, f32(0)),
+        loop(b, batch(), {loop(i, in, {loop(j, jn, {assign(s, fma(dy, xv, scalar(s)))})})})};
+    ExprRef at =
+        add(mul(add(mul(add(mul(idx(f), i64(c)), idx(ch)), i64(g.kh)), idx(p)), i64(g.kw)), idx(q));
+    body = concat(std::move(body), epi_(at, scalar(s)));
+    return parallelLoop(f, i64(oc), mul(batch(), i64(c * g.kh * g.kw * oh * ow)),
+                        {loop(ch, i64(c), {loop(p, i64(g.kh), {loop(q, i64(g.kw), body)})})});
+  }
+
+  /// maxpool2d_grad(dy, x): each window's gradient goes to its first
+  /// maximum; avgpool2d_grad: spread evenly over the window (padding
+  /// counted). Gathered per input element over the windows holding it.
+  Stmt poolGrad(bool isMax) {
+    const Shape &dys = shapeOf(0), &xs = shapeOf(1);
+    int64_t planes = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
+    int64_t oh = dys.dims[2], ow = dys.dims[3];
+    kernels::Geometry g = kernels::geometry(n_.attrs);
+    int b = newVar(), y = newVar(), x = newVar(), i = newVar(), j = newVar(), s = newVar();
+    auto [ilo, in] = covering(idx(y), g.sh, g.ph, g.kh, oh);
+    auto [jlo, jn] = covering(idx(x), g.sw, g.pw, g.kw, ow);
+    ExprRef oi = add(ilo, idx(i)), oj = add(jlo, idx(j));
+    ExprRef dy = load(0, add(mul(add(mul(idx(b), i64(oh)), oi), i64(ow)), oj));
+    ExprRef here = add(mul(add(mul(idx(b), i64(h)), idx(y)), i64(w)), idx(x));
+    std::vector<Stmt> windowBody;
+    if (!isMax) {
+      windowBody.push_back(
+          assign(s, add(scalar(s), div(dy, f32(static_cast<double>(g.kh * g.kw))))));
+    } else {
+      // Is x[here] the first maximum of window (oi, oj)? It is when it is
+      // not below any tap and above every tap scanned before it.
+      int p = newVar(), q = newVar(), mAll = newVar(), mBefore = newVar();
+      auto [plo, pn] = taps(oi, g.sh, g.ph, g.kh, h);
+      auto [qlo, qn] = taps(oj, g.sw, g.pw, g.kw, w);
+      ExprRef ty = add(sub(mul(oi, i64(g.sh)), i64(g.ph)), add(plo, idx(p)));
+      ExprRef tx = add(sub(mul(oj, i64(g.sw)), i64(g.pw)), add(qlo, idx(q)));
+      ExprRef tap = add(mul(add(mul(idx(b), i64(h)), ty), i64(w)), tx);
+      ExprRef tv = load(1, tap);
+      // taps before `here` in scan order: tap index below here's (same plane, row-major)
+      ExprRef before = sub(here, tap); // > 0 when the tap comes first
+      windowBody.push_back(local(mAll, f32(-INFINITY)));
+      windowBody.push_back(local(mBefore, f32(-INFINITY)));
+      windowBody.push_back(loop(
+          p, pn,
+          {loop(q, qn,
+                {assign(mAll, max(scalar(mAll), tv)),
+                 assign(mBefore, select(unary(UnaryOp::ToF32, before), max(scalar(mBefore), tv),
+                                        scalar(mBefore)))})}));
+      ExprRef xv = load(1, here);
+      // first maximum: xv > mBefore and not (mAll > xv)
+      ExprRef gets = select(sub(xv, scalar(mBefore)), select(sub(scalar(mAll), xv), f32(0), dy),
+                            f32(0));
+      windowBody.push_back(assign(s, add(scalar(s), gets)));
+    }
+    std::vector<Stmt> body{local(s, f32(0)), loop(i, in, {loop(j, jn, windowBody)})};
+    body = concat(std::move(body), epi_(here, scalar(s)));
+    return parallelLoop(b, mul(batch(), i64(planes)), i64(h * w * g.kh * g.kw),
+                        {loop(y, i64(h), {loop(x, i64(w), body)})});
+  }
+
+  /// softmax and log_softmax along an axis: the maximum first, then the
+  /// sum of exponentials, then the outputs.
+  Stmt softmax(bool log) {
+    const Shape &s = shapeOf(0);
+    int64_t axis = axisOf("axis", s.rank());
+    int64_t len = s.dims[static_cast<size_t>(axis)], inner = 1;
+    for (size_t d = static_cast<size_t>(axis) + 1; d < s.rank(); ++d)
+      inner *= s.dims[d];
+    int o = newVar(), k = newVar(), i = newVar(), i2 = newVar(), i3 = newVar(), m = newVar(),
+        sum = newVar();
+    auto at = [&](int iv) { return add(mul(add(mul(idx(o), i64(len)), idx(iv)), i64(inner)), idx(k)); };
+    auto shifted = [&](int iv) { return sub(load(0, at(iv)), scalar(m)); };
+    ExprRef value = log ? sub(shifted(i3), unary(UnaryOp::Log, scalar(sum)))
+                        : div(unary(UnaryOp::Exp, shifted(i3)), scalar(sum));
+    return parallelLoop(
+        o, outerCount(s, axis), i64(3 * len * inner),
+        {loop(k, i64(inner),
+              {local(m, f32(-INFINITY)),
+               loop(i, i64(len), {assign(m, max(scalar(m), load(0, at(i))))}),
+               local(sum, f32(0)),
+               loop(i2, i64(len), {assign(sum, add(scalar(sum), unary(UnaryOp::Exp, shifted(i2))))}),
+               loop(i3, i64(len), epi_(at(i3), value))})});
+  }
+
+  /// softmax: dx = y (dy - Σ dy·y); log_softmax: dx = dy - exp(y) Σ dy.
+  Stmt softmaxGrad(bool log) {
+    const Shape &s = shapeOf(1);
+    int64_t axis = axisOf("axis", s.rank());
+    int64_t len = s.dims[static_cast<size_t>(axis)], inner = 1;
+    for (size_t d = static_cast<size_t>(axis) + 1; d < s.rank(); ++d)
+      inner *= s.dims[d];
+    int o = newVar(), k = newVar(), i = newVar(), i2 = newVar(), acc = newVar();
+    auto at = [&](int iv) { return add(mul(add(mul(idx(o), i64(len)), idx(iv)), i64(inner)), idx(k)); };
+    ExprRef term = log ? load(0, at(i)) : mul(load(0, at(i)), load(1, at(i)));
+    ExprRef value = log ? sub(load(0, at(i2)), mul(unary(UnaryOp::Exp, load(1, at(i2))), scalar(acc)))
+                        : mul(load(1, at(i2)), sub(load(0, at(i2)), scalar(acc)));
+    return parallelLoop(o, outerCount(s, axis), i64(2 * len * inner),
+                        {loop(k, i64(inner),
+                              {local(acc, f32(0)),
+                               loop(i, i64(len), {assign(acc, add(scalar(acc), term))}),
+                               loop(i2, i64(len), epi_(at(i2), value))})});
+  }
+
+  /// sum and mean along an axis.
+  Stmt reduceAxis(bool mean) {
+    const Shape &s = shapeOf(0);
+    int64_t axis = axisOf("axis", s.rank());
+    int64_t len = s.dims[static_cast<size_t>(axis)], inner = 1;
+    for (size_t d = static_cast<size_t>(axis) + 1; d < s.rank(); ++d)
+      inner *= s.dims[d];
+    int o = newVar(), k = newVar(), i = newVar(), acc = newVar();
+    ExprRef x = load(0, add(mul(add(mul(idx(o), i64(len)), idx(i)), i64(inner)), idx(k)));
+    ExprRef value = mean ? div(scalar(acc), f32(static_cast<double>(len))) : scalar(acc);
+    std::vector<Stmt> body{local(acc, f32(0)), loop(i, i64(len), {assign(acc, add(scalar(acc), x))})};
+    body = concat(std::move(body), epi_(add(mul(idx(o), i64(inner)), idx(k)), value));
+    return parallelLoop(o, outerCount(s, axis), i64(len * inner), {loop(k, i64(inner), body)});
+  }
+
+  Stmt sumAll() {
+    const Value &x = g_.value(n_.inputs[0]);
+    ExprRef count = x.shape.isBatched() ? mul(batch(), i64(perExample(x))) : i64(perExample(x));
+    int e = newVar(), acc = newVar();
+    std::vector<Stmt> body{local(acc, f32(0)),
+                           loop(e, count, {assign(acc, add(scalar(acc), load(0, idx(e))))})};
+    return block(concat(std::move(body), epi_(i64(0), scalar(acc))));
+  }
+
+  /// Per channel of [N, C, …]: a loop over the batch and the positions.
+  struct Channel {
+    int64_t c, inner;
+    ExprRef count; ///< N·inner, as f32
+  };
+  Channel channelOf(size_t input) {
+    const Shape &xs = shapeOf(input);
+    int64_t inner = 1;
+    for (size_t d = 2; d < xs.rank(); ++d)
+      inner *= xs.dims[d];
+    return {xs.dims[1], inner, unary(UnaryOp::ToF32, mul(batch(), i64(inner)))};
+  }
+  /// Σ over (b, e) of term(at) for channel `ch`, into local `acc`.
+  std::vector<Stmt> channelSum(int acc, ExprRef ch, const Channel &cs,
+                               const std::function<ExprRef(ExprRef)> &term) {
+    int b = newVar(), e = newVar();
+    ExprRef at = add(mul(add(mul(idx(b), i64(cs.c)), ch), i64(cs.inner)), idx(e));
+    return {local(acc, f32(0)),
+            loop(b, batch(), {loop(e, i64(cs.inner), {assign(acc, add(scalar(acc), term(at)))})})};
+  }
+  /// A loop over channel ch's elements, each to the epilogue.
+  Stmt channelOutput(ExprRef ch, const Channel &cs, const std::function<ExprRef(ExprRef)> &value) {
+    int b = newVar(), e = newVar();
+    ExprRef at = add(mul(add(mul(idx(b), i64(cs.c)), ch), i64(cs.inner)), idx(e));
+    return loop(b, batch(), {loop(e, i64(cs.inner), epi_(at, value(at)))});
+  }
+  /// mean and 1/sqrt(var + eps) of channel ch, as locals (biased variance).
+  std::vector<Stmt> batchStats(size_t input, ExprRef ch, const Channel &cs, int mean, int invStd,
+                               double eps) {
+    int sum = newVar(), sq = newVar();
+    auto x = [&](ExprRef at) { return load(input, at); };
+    std::vector<Stmt> out = channelSum(sum, ch, cs, x);
+    out.push_back(local(mean, div(scalar(sum), cs.count)));
+    out = concat(std::move(out), channelSum(sq, ch, cs, [&](ExprRef at) {
+                   ExprRef d = sub(x(at), scalar(mean));
+                   return mul(d, d);
+                 }));
+    out.push_back(local(invStd, div(f32(1), unary(UnaryOp::Sqrt,
+                                                  add(div(scalar(sq), cs.count), f32(eps))))));
+    return out;
+  }
+  /// The running statistics' mean and 1/sqrt(var + eps), as locals.
+  std::vector<Stmt> runningStats(size_t meanInput, ExprRef ch, int mean, int invStd, double eps) {
+    return {local(mean, load(meanInput, ch)),
+            local(invStd, div(f32(1), unary(UnaryOp::Sqrt, add(load(meanInput + 1, ch), f32(eps)))))};
+  }
+
+  Stmt channelStat(const std::string &op) {
+    Channel cs = channelOf(0);
+    int ch = newVar(), acc = newVar(), mean = newVar(), sq = newVar();
+    std::vector<Stmt> body = channelSum(acc, idx(ch), cs, [&](ExprRef at) { return load(0, at); });
+    ExprRef value = scalar(acc);
+    if (op != "channel_sum") {
+      body.push_back(local(mean, div(scalar(acc), cs.count)));
+      value = scalar(mean);
+    }
+    if (op == "channel_var") { // unbiased, as running_var
+      body = concat(std::move(body), channelSum(sq, idx(ch), cs, [&](ExprRef at) {
+                      ExprRef d = sub(load(0, at), scalar(mean));
+                      return mul(d, d);
+                    }));
+      value = div(scalar(sq), max(f32(1), sub(cs.count, f32(1))));
+    }
+    body = concat(std::move(body), epi_(idx(ch), value));
+    return parallelLoop(ch, i64(cs.c), mul(batch(), i64(2 * cs.inner)), body);
+  }
+
+  /// batchnorm(x, γ, β, running_mean, running_var): the batch's statistics
+  /// while training, the running ones when evaluating.
+  Stmt batchnorm() {
+    Channel cs = channelOf(0);
+    double eps = n_.attrs.getFloat("eps");
+    int ch = newVar(), mean = newVar(), invStd = newVar();
+    std::vector<Stmt> body = c_.training() ? batchStats(0, idx(ch), cs, mean, invStd, eps)
+                                           : runningStats(3, idx(ch), mean, invStd, eps);
+    ExprRef scale = mul(load(1, idx(ch)), scalar(invStd));
+    body.push_back(channelOutput(idx(ch), cs, [&](ExprRef at) {
+      return fma(sub(load(0, at), scalar(mean)), scale, load(2, idx(ch)));
+    }));
+    return parallelLoop(ch, i64(cs.c), mul(batch(), i64(3 * cs.inner)), body);
+  }
+
+  /// batchnorm_grad_input(dy, x, γ, running_mean, running_var). Training:
+  /// dx = γ/σ (dy - mean(dy) - x̂ mean(dy x̂)); evaluation: dx = γ/σ dy.
+  Stmt batchnormGradInput() {
+    Channel cs = channelOf(1);
+    double eps = n_.attrs.getFloat("eps");
+    int ch = newVar(), mean = newVar(), invStd = newVar(), sumDy = newVar(), sumDyXhat = newVar();
+    std::vector<Stmt> body = c_.training() ? batchStats(1, idx(ch), cs, mean, invStd, eps)
+                                           : runningStats(3, idx(ch), mean, invStd, eps);
+    ExprRef scale = mul(load(2, idx(ch)), scalar(invStd));
+    auto xhat = [&](ExprRef at) { return mul(sub(load(1, at), scalar(mean)), scalar(invStd)); };
+    if (c_.training()) {
+      body = concat(std::move(body), channelSum(sumDy, idx(ch), cs, [&](ExprRef at) { return load(0, at); }));
+      body = concat(std::move(body), channelSum(sumDyXhat, idx(ch), cs, [&](ExprRef at) {
+                      return mul(load(0, at), xhat(at));
+                    }));
+      body.push_back(channelOutput(idx(ch), cs, [&](ExprRef at) {
+        return mul(scale, sub(sub(load(0, at), div(scalar(sumDy), cs.count)),
+                              div(mul(xhat(at), scalar(sumDyXhat)), cs.count)));
+      }));
+    } else {
+      body.push_back(channelOutput(idx(ch), cs, [&](ExprRef at) { return mul(scale, load(0, at)); }));
+    }
+    return parallelLoop(ch, i64(cs.c), mul(batch(), i64(5 * cs.inner)), body);
+  }
+
+  /// batchnorm_grad_weight(dy, x, running_mean, running_var): Σ dy·x̂ per channel.
+  Stmt batchnormGradWeight() {
+    Channel cs = channelOf(1);
+    double eps = n_.attrs.getFloat("eps");
+    int ch = newVar(), mean = newVar(), invStd = newVar(), acc = newVar();
+    std::vector<Stmt> body = c_.training() ? batchStats(1, idx(ch), cs, mean, invStd, eps)
+                                           : runningStats(2, idx(ch), mean, invStd, eps);
+    body = concat(std::move(body), channelSum(acc, idx(ch), cs, [&](ExprRef at) {
+                    return mul(load(0, at), mul(sub(load(1, at), scalar(mean)), scalar(invStd)));
+                  }));
+    body = concat(std::move(body), epi_(idx(ch), scalar(acc)));
+    return parallelLoop(ch, i64(cs.c), mul(batch(), i64(4 * cs.inner)), body);
+  }
+
+  Stmt concatenate() {
+    const Shape &ys = outShape();
+    int64_t axis = axisOf("axis", ys.rank());
+    int64_t inner = 1, total = ys.dims[static_cast<size_t>(axis)];
+    for (size_t d = static_cast<size_t>(axis) + 1; d < ys.rank(); ++d)
+      inner *= ys.dims[d];
+    std::vector<Stmt> parts;
+    int64_t offset = 0;
+    for (size_t k = 0; k < n_.inputs.size(); ++k) {
+      int64_t len = g_.value(n_.inputs[k]).shape.dims[static_cast<size_t>(axis)];
+      int o = newVar(), i = newVar(), s = newVar();
+      ExprRef from = add(mul(add(mul(idx(o), i64(len)), idx(i)), i64(inner)), idx(s));
+      ExprRef to = add(mul(add(mul(idx(o), i64(total)), add(i64(offset), idx(i))), i64(inner)), idx(s));
+      parts.push_back(parallelLoop(o, outerCount(ys, axis), i64(len * inner),
+                                   {loop(i, i64(len), {loop(s, i64(inner), epi_(to, load(k, from)))})}));
+      offset += len;
+    }
+    return block(std::move(parts));
+  }
+
+  /// One row of softmax cross-entropy over logits `z`: the maximum, the sum
+  /// of exponentials, the logit of the label (found by comparison, so that
+  /// no label can index out of bounds); then the row's loss to `rowLoss` and,
+  /// when `gradient`, dL/dz = (softmax - one_hot) / N to the epilogue.
+  std::vector<Stmt> rowOfCrossEntropy(ValueId z, ValueId labels, int r, int64_t classes,
+                                      int rowLoss, bool gradient) {
+    int zb = c_.buffer(z), lb = c_.buffer(labels);
+    int j = newVar(), j2 = newVar(), j3 = newVar(), m = newVar(), sum = newVar(), picked = newVar();
+    auto at = [&](int jv) { return add(mul(idx(r), i64(classes)), idx(jv)); };
+    ExprRef label = loops::load(lb, idx(r), Type::I64);
+    std::vector<Stmt> body{
+        local(m, f32(-INFINITY)),
+        loop(j, i64(classes), {assign(m, max(scalar(m), loops::load(zb, at(j))))}),
+        local(sum, f32(0)), local(picked, f32(0)),
+        loop(j2, i64(classes),
+             {assign(sum, add(scalar(sum),
+                              unary(UnaryOp::Exp, sub(loops::load(zb, at(j2)), scalar(m))))),
+              assign(picked, selectEq(idx(j2), label, loops::load(zb, at(j2)), scalar(picked)))}),
+        store(rowLoss, idx(r),
+              sub(add(scalar(m), unary(UnaryOp::Log, scalar(sum))), scalar(picked)))};
+    if (gradient) {
+      // dL · (exp(z - m) / sum - [j = label]) / N
+      ExprRef dl = load(0, i64(0));
+      ExprRef p = div(unary(UnaryOp::Exp, sub(loops::load(zb, at(j3)), scalar(m))), scalar(sum));
+      ExprRef value = div(mul(dl, sub(p, selectEq(idx(j3), label, f32(1), f32(0)))),
+                          unary(UnaryOp::ToF32, batch()));
+      body.push_back(loop(j3, i64(classes), epi_(at(j3), value)));
+    }
+    return body;
+  }
+
+  Stmt crossEntropy() {
+    int64_t classes = shapeOf(0).dims[1];
+    int rowLoss = c_.scratch(n_.layer + ".row_loss", 1, true);
+    int r = newVar(), r2 = newVar(), total = newVar();
+    Stmt rowsLoop = parallelLoop(
+        r, batch(), i64(3 * classes),
+        rowOfCrossEntropy(n_.inputs[0], n_.inputs[1], r, classes, rowLoss, false));
+    std::vector<Stmt> sum{local(total, f32(0)),
+                          loop(r2, batch(), {assign(total, add(scalar(total), loops::load(rowLoss, idx(r2))))})};
+    sum = concat(std::move(sum), epi_(i64(0), div(scalar(total), unary(UnaryOp::ToF32, batch()))));
+    return block({rowsLoop, block(sum)});
+  }
+
+  Stmt crossEntropyGrad() {
+    int64_t classes = shapeOf(1).dims[1];
+    int rowLoss = c_.scratch(n_.layer + ".row_loss", 1, true);
+    int r = newVar();
+    return parallelLoop(r, batch(), i64(4 * classes),
+                        rowOfCrossEntropy(n_.inputs[1], n_.inputs[2], r, classes, rowLoss, true));
+  }
+
+  /// mse: Σ (y - one_hot)² / (N·C), summed row by row in order.
+  Stmt mse() {
+    int64_t classes = shapeOf(0).dims[1];
+    int r = newVar(), j = newVar(), total = newVar();
+    ExprRef label = loops::load(in(1), idx(r), Type::I64);
+    ExprRef d = sub(load(0, add(mul(idx(r), i64(classes)), idx(j))),
+                    selectEq(idx(j), label, f32(1), f32(0)));
+    std::vector<Stmt> body{
+        local(total, f32(0)),
+        loop(r, batch(), {loop(j, i64(classes), {assign(total, fma(d, d, scalar(total)))})})};
+    ExprRef count = unary(UnaryOp::ToF32, mul(batch(), i64(classes)));
+    return block(concat(std::move(body), epi_(i64(0), div(scalar(total), count))));
+  }
+
+  /// mse_grad(dL, y, labels) = dL · 2 (y - one_hot) / (N·C).
+  Stmt mseGrad() {
+    int64_t classes = shapeOf(1).dims[1];
+    int r = newVar(), j = newVar();
+    ExprRef at = add(mul(idx(r), i64(classes)), idx(j));
+    ExprRef label = loops::load(in(2), idx(r), Type::I64);
+    ExprRef d = sub(load(1, at), selectEq(idx(j), label, f32(1), f32(0)));
+    ExprRef count = unary(UnaryOp::ToF32, mul(batch(), i64(classes)));
+    ExprRef value = div(mul(mul(load(0, i64(0)), f32(2)), d), count);
+    return parallelLoop(r, batch(), i64(classes), {loop(j, i64(classes), epi_(at, value))});
+  }
+
+  const Node &n_;
+  Context &c_;
+  const Graph &g_;
+  const Epilogue &epi_;
+};
+
+} // namespace
+
+Stmt root(const Node &node, Context &context, const Epilogue &epilogue) {
+  return RootLowerer(node, context, epilogue).run();
+}
+
+Stmt crossEntropyWithGradient(const Node &loss, const Node &grad, Context &context,
+                              const Epilogue &epilogue) {
+  return RootLowerer(grad, context, epilogue).crossEntropyPair(loss);
+}
+
+} // namespace nnc::loops::detail
