@@ -62,3 +62,6 @@ inline float uniformIn(uint64_t seed, uint64_t stream, uint64_t index, float low
 }
 
 } // namespace nnc_rt
+
+/// uniform01 with a C ABI, for compiled loops (RandomC.cpp).
+extern "C" float nnc_uniform01(uint64_t seed, uint64_t stream, uint64_t index) noexcept;

@@ -3,6 +3,7 @@
 #include "codegen/JIT.h"
 
 #include "Parallel.h"
+#include "Random.h"
 
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
@@ -209,6 +210,8 @@ private:
         return b_.CreateUnaryIntrinsic(llvm::Intrinsic::floor, a);
       case UnaryOp::ToF32:
         return b_.CreateSIToFP(a, f32_);
+      case UnaryOp::ToI64:
+        return b_.CreateFPToSI(a, i64_);
       }
       return a;
     }
@@ -244,6 +247,11 @@ private:
     case ExprKind::SelectEq: {
       llvm::Value *cond = b_.CreateICmpEQ(expr(*e.a), expr(*e.b));
       return b_.CreateSelect(cond, expr(*e.c), expr(*e.d));
+    }
+    case ExprKind::Random: {
+      llvm::FunctionCallee rng = m_.getOrInsertFunction(
+          "nnc_uniform01", llvm::FunctionType::get(f32_, {i64_, i64_, i64_}, false));
+      return b_.CreateCall(rng, {b_.getInt64(e.seed), b_.getInt64(e.stream), expr(*e.a)});
     }
     }
     return nullptr;
@@ -470,6 +478,9 @@ std::unique_ptr<JIT> JIT::create(std::string &error) {
   llvm::orc::SymbolMap runtime;
   runtime[(*jit)->mangleAndIntern("nnc_parallel_for")] = llvm::JITEvaluatedSymbol(
       llvm::pointerToJITTargetAddress(&nnc_parallel_for),
+      llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
+  runtime[(*jit)->mangleAndIntern("nnc_uniform01")] = llvm::JITEvaluatedSymbol(
+      llvm::pointerToJITTargetAddress(&nnc_uniform01),
       llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable);
   if (auto err = (*jit)->getMainJITDylib().define(llvm::orc::absoluteSymbols(runtime))) {
     error = llvm::toString(std::move(err));

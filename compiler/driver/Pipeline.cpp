@@ -22,8 +22,12 @@ std::optional<LoweredProgram> lowerProgram(const Program &program, int64_t capac
   train.name = "train_step";
   train.training = true;
   train.capacity = capacity;
+  train.seed = static_cast<uint64_t>(program.train.seed);
   out.trainStep = loops::lower(out.step.graph, out.step.updates, train);
-  out.predict = loops::lowerInference(out.inference, capacity);
+  loops::LowerOptions predict;
+  predict.capacity = capacity;
+  predict.seed = train.seed;
+  out.predict = loops::lower(out.inference, {}, predict);
   return out;
 }
 

@@ -52,7 +52,8 @@ ExprRef load(int buffer, ExprRef index, Type type) {
 }
 
 ExprRef unary(UnaryOp op, ExprRef a) {
-  auto e = make(ExprKind::Unary, op == UnaryOp::ToF32 ? Type::F32 : a->type);
+  Type t = op == UnaryOp::ToF32 ? Type::F32 : op == UnaryOp::ToI64 ? Type::I64 : a->type;
+  auto e = make(ExprKind::Unary, t);
   e->unary = op;
   e->a = std::move(a);
   return e;
@@ -117,6 +118,14 @@ ExprRef selectEq(ExprRef a, ExprRef b, ExprRef ifEqual, ExprRef otherwise) {
   e->b = std::move(b);
   e->c = std::move(ifEqual);
   e->d = std::move(otherwise);
+  return e;
+}
+
+ExprRef uniform(uint64_t seed, uint64_t stream, ExprRef index) {
+  auto e = make(ExprKind::Random, Type::F32);
+  e->seed = seed;
+  e->stream = stream;
+  e->a = std::move(index);
   return e;
 }
 
@@ -192,6 +201,8 @@ const char *name(UnaryOp op) {
     return "floor";
   case UnaryOp::ToF32:
     return "f32";
+  case UnaryOp::ToI64:
+    return "i64";
   }
   return "?";
 }
@@ -243,6 +254,8 @@ public:
     case ExprKind::SelectEq:
       return "(" + expr(*e.a) + " == " + expr(*e.b) + " ? " + expr(*e.c) + " : " + expr(*e.d) +
              ")";
+    case ExprKind::Random:
+      return fmt::format("uniform({}, {:#x}, {})", e.seed, e.stream, expr(*e.a));
     }
     return "?";
   }
@@ -335,7 +348,14 @@ private:
       expect(e.a, Type::I64, "an index");
       break;
     case ExprKind::Unary:
-      expect(e.a, e.unary == UnaryOp::ToF32 ? Type::I64 : e.type, "an operand");
+      expect(e.a,
+             e.unary == UnaryOp::ToF32   ? Type::I64
+             : e.unary == UnaryOp::ToI64 ? Type::F32
+                                         : e.type,
+             "an operand");
+      break;
+    case ExprKind::Random:
+      expect(e.a, Type::I64, "a counter");
       break;
     case ExprKind::Binary:
       expect(e.a, e.type, "an operand");

@@ -31,10 +31,12 @@ enum class ExprKind {
   Fma,    ///< a * b + c, rounded once (llvm.fma / std::fma)
   Select, ///< a > 0 ? b : c  (a is f32)
   SelectEq, ///< a == b ? c : d  (a, b are i64)
+  Random,   ///< the runtime's uniform [0, 1) number at counter a (i64) of (seed, stream)
 };
 
-/// ToF32 converts an i64 to f32; the others keep their operand's type.
-enum class UnaryOp { Neg, Exp, Log, Sqrt, Tanh, Erf, Cos, Floor, ToF32 };
+/// ToF32 converts an i64 to f32, ToI64 an f32 to i64 (truncating); the
+/// others keep their operand's type.
+enum class UnaryOp { Neg, Exp, Log, Sqrt, Tanh, Erf, Cos, Floor, ToF32, ToI64 };
 /// Pow is f32 only (powf).
 enum class BinaryOp { Add, Sub, Mul, Div, Max, Min, Pow };
 
@@ -48,6 +50,7 @@ struct Expr {
   UnaryOp unary = UnaryOp::Neg;
   BinaryOp binary = BinaryOp::Add;
   ExprRef a, b, c, d;
+  uint64_t seed = 0, stream = 0; ///< Random
 };
 
 // Constructors; integer arithmetic folds constants so indices stay short.
@@ -61,6 +64,8 @@ ExprRef binary(BinaryOp op, ExprRef a, ExprRef b);
 ExprRef fma(ExprRef a, ExprRef b, ExprRef c);
 ExprRef select(ExprRef positive, ExprRef ifPositive, ExprRef otherwise);
 ExprRef selectEq(ExprRef a, ExprRef b, ExprRef ifEqual, ExprRef otherwise);
+/// nnc_uniform01(seed, stream, index): the counter-based RNG of the runtime.
+ExprRef uniform(uint64_t seed, uint64_t stream, ExprRef index);
 ExprRef add(ExprRef a, ExprRef b);
 ExprRef mul(ExprRef a, ExprRef b);
 

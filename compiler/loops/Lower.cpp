@@ -71,6 +71,13 @@ public:
   // ---- detail::Context ----
   const Graph &graph() const override { return g_; }
   bool training() const override { return options_.training; }
+  uint64_t seed() const override { return options_.seed; }
+  ExprRef step() override {
+    for (size_t v = 0; v < g_.values.size(); ++v)
+      if (g_.values[v].name == kStepName && g_.values[v].kind == ValueKind::Input)
+        return unary(UnaryOp::ToI64, load(buffer(static_cast<ValueId>(v)), i64(0)));
+    throw std::logic_error("internal error: no step number to draw dropout's mask with");
+  }
   int newVar() override { return vars_++; }
   int buffer(ValueId v) override {
     int b = storage_.at(static_cast<size_t>(source_[static_cast<size_t>(v)]));
@@ -657,7 +664,7 @@ private:
 
 bool canLower(const Graph &graph, bool training, std::string &why) {
   for (const Node &n : graph.nodes)
-    if (!detail::lowerable(n, training, why))
+    if (!detail::lowerable(graph, n, training, why))
       return false;
   return true;
 }

@@ -18,10 +18,12 @@ struct LowerOptions {
   /// The largest batch the function will be called with; the arena of
   /// temporaries is planned for it once, never allocated per call.
   int64_t capacity = 64;
+  /// The program's seed, for dropout's masks and randn (see Reference.cpp).
+  uint64_t seed = 0;
 };
 
 /// Whether every node of `graph` can be lowered; if not, `why` names the
-/// first op that cannot (randn; dropout while training).
+/// first op that cannot.
 bool canLower(const Graph &graph, bool training, std::string &why);
 
 /// Lowers `graph` to one function. Buffers: the graph's inputs and labels,

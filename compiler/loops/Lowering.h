@@ -38,6 +38,9 @@ public:
   virtual ~Context() = default;
   virtual const Graph &graph() const = 0;
   virtual bool training() const = 0;
+  virtual uint64_t seed() const = 0;
+  /// The training step number (i64), from the graph's @step input.
+  virtual ExprRef step() = 0;
   virtual int newVar() = 0;
   /// The buffer that holds a value read by a root (always materialized).
   virtual int buffer(ValueId value) = 0;
@@ -77,8 +80,9 @@ Stmt root(const Node &node, Context &context, const Epilogue &epilogue);
 Stmt crossEntropyWithGradient(const Node &loss, const Node &grad, Context &context,
                               const Epilogue &epilogue);
 
-/// Whether a node of this op can be lowered at all (randn cannot yet).
-bool lowerable(const Node &node, bool training, std::string &why);
+/// Whether a node of this op can be lowered at all (dropout while
+/// training needs the graph's @step).
+bool lowerable(const Graph &graph, const Node &node, bool training, std::string &why);
 
 /// Elements of one example of a value, and whether it is batched.
 int64_t perExample(const Value &value);

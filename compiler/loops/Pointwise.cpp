@@ -4,6 +4,9 @@
 // transpose and slice.
 #include "loops/Lowering.h"
 
+#include "Random.h"
+
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <stdexcept>
@@ -17,7 +20,7 @@ const std::set<std::string> &pointwiseOps() {
       "add",       "mul",           "sub",        "div",       "minimum",      "sqrt",
       "floor",     "cos",           "pow_of",     "scale",     "fill",         "zeros",
       "ones",      "expand_scalar", "expand_axis", "relu_grad", "leaky_relu_grad",
-      "gelu_grad", "sigmoid_grad",  "tanh_grad",  "transpose", "slice"};
+      "gelu_grad", "sigmoid_grad",  "tanh_grad",  "transpose", "slice",        "randn"};
   return ops;
 }
 
@@ -85,7 +88,7 @@ NodeKind kindOf(const Node &node, bool training) {
   if (op == "flatten" || op == "reshape")
     return NodeKind::Alias;
   if (op == "dropout")
-    return NodeKind::Alias; // lowerable() refuses dropout that drops
+    return training && node.attrs.getFloat("p") > 0 ? NodeKind::Pointwise : NodeKind::Alias;
   if (op == "fill" || op == "zeros" || op == "ones")
     return NodeKind::Constant;
   if (pointwiseOps().count(op))
@@ -93,10 +96,12 @@ NodeKind kindOf(const Node &node, bool training) {
   return NodeKind::Root;
 }
 
-bool lowerable(const Node &node, bool training, std::string &why) {
+bool lowerable(const Graph &graph, const Node &node, bool training, std::string &why) {
   const std::string &op = node.op->name;
-  if (op == "dropout" && training && node.attrs.getFloat("p") > 0) {
-    why = "dropout while training";
+  if (op == "dropout" && training && node.attrs.getFloat("p") > 0 &&
+      std::none_of(graph.values.begin(), graph.values.end(),
+                   [](const Value &v) { return v.name == kStepName; })) {
+    why = "dropout while training without a step number";
     return false;
   }
   if (op == "flatten" || op == "reshape" || op == "dropout" || pointwiseOps().count(op) ||
@@ -179,6 +184,19 @@ ExprRef pointwise(const Node &n, Context &c, ExprRef at, const Reader &read) {
       inner *= like.dims[d];
     ExprRef o = div(at, i64(len * inner));
     return read(0, add(mul(o, i64(inner)), mod(at, inner)), false);
+  }
+  if (op == "dropout") { // kept with probability 1 - p, scaled by 1/(1-p)
+    double p = n.attrs.getFloat("p");
+    ExprRef counter = add(mul(c.step(), i64(int64_t(1) << 40)), at); // kernels::dropoutIndex
+    ExprRef u = uniform(c.seed(), nnc_rt::streamId("dropout/" + n.layer), counter);
+    return select(sub(f32(p), u), f32(0), div(in(0), f32(1 - p)));
+  }
+  if (op == "randn") { // Box–Muller from two uniforms per element, as Reference.cpp
+    uint64_t stream = nnc_rt::streamId("randn/" + n.layer);
+    ExprRef u1 = uniform(c.seed(), stream, mul(at, i64(2)));
+    ExprRef u2 = uniform(c.seed(), stream, add(mul(at, i64(2)), i64(1)));
+    ExprRef radius = unary(UnaryOp::Sqrt, mul(f32(-2), unary(UnaryOp::Log, sub(f32(1), u1))));
+    return mul(radius, unary(UnaryOp::Cos, mul(f32(6.283185307179586), u2)));
   }
   if (op == "relu_grad")
     return select(in(1), in(0), f32(0));

@@ -46,4 +46,9 @@ inline size_t label(const Tensor &labels, int64_t row, int64_t classes) {
   return static_cast<size_t>(l);
 }
 
+/// The RNG counter of dropout's element `i` at training step `step`: the
+/// step in the high bits, so masks of different steps never share numbers
+/// (for tensors under 2^40 elements).
+inline uint64_t dropoutIndex(uint64_t step, uint64_t i) { return (step << 40) + i; }
+
 } // namespace nnc::kernels

@@ -249,7 +249,9 @@ void concat(const KernelCall &k) {
 
 /// Dropout: each element kept with probability 1 - p and scaled by 1/(1-p),
 /// the mask keyed by (seed, layer, step, element) so that it is the same
-/// wherever it is computed. Identity when evaluating.
+/// wherever it is computed (the backward pass, compiled loops): the stream
+/// is the layer's, the counter the step and the element (dropoutIndex).
+/// Identity when evaluating.
 void dropout(const KernelCall &k) {
   const Tensor &x = in(k, 0);
   double p = k.attrs.getFloat("p");
@@ -257,9 +259,11 @@ void dropout(const KernelCall &k) {
     k.out.data = x.data;
     return;
   }
-  uint64_t stream = nnc_rt::streamId("dropout/" + k.layer + "/" + std::to_string(k.ctx.step));
+  uint64_t stream = nnc_rt::streamId("dropout/" + k.layer);
   for (size_t i = 0; i < x.size(); ++i)
-    k.out[i] = nnc_rt::uniform01(k.ctx.seed, stream, i) >= p ? x[i] / (1.0 - p) : 0.0;
+    k.out[i] = nnc_rt::uniform01(k.ctx.seed, stream, dropoutIndex(k.ctx.step, i)) >= p
+                   ? x[i] / (1.0 - p)
+                   : 0.0;
 }
 
 /// Standard normal samples by Box–Muller from two uniforms per element.

@@ -137,11 +137,13 @@ TEST_CASE("the JIT agrees with the interpreter on convolutional models") {
   }
 }
 
-TEST_CASE("graphs with ops not lowered yet are recognized, not mis-compiled") {
-  Graph g = inference("[4]", "add(x, randn(4)) -> dense(2)");
+TEST_CASE("dropout while training needs the step number, and says so") {
+  // A graph with dropout but no @step input (not a step graph): refused.
+  Graph g = test::modelGraph("[4]", "x -> dropout(0.5) -> dense(2)");
   std::string why;
-  CHECK_FALSE(loops::canLower(g, false, why));
-  CHECK(why == "randn");
+  CHECK(loops::canLower(g, false, why)); // evaluation: dropout is the identity
+  CHECK_FALSE(loops::canLower(g, true, why));
+  CHECK(why == "dropout while training without a step number");
 }
 
 TEST_CASE("a function the code generator cannot take is reported, not run") {

@@ -155,6 +155,7 @@ TEST_CASE("the gradient half then the update half equal the whole step") {
     std::map<std::string, Tensor> feeds = two;
     for (const auto &[n, v] : batch)
       feeds[n] = v;
+    feeds[kStepName] = scalar(t);
     EvalContext c = ctx;
     c.step = static_cast<uint64_t>(t);
     std::vector<Tensor> values = interpret(grad.graph, feeds, c);
