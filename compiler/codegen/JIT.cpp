@@ -128,6 +128,132 @@ private:
     access->setMetadata(llvm::LLVMContext::MD_noalias, noalias_[b]);
   }
 
+  /// How an i64 index changes from one lane to the next: 0 (the same in
+  /// every lane), 1 (consecutive: one vector), or -1 (anything else).
+  int64_t laneStep(const Expr &e) const {
+    switch (e.kind) {
+    case ExprKind::Const:
+    case ExprKind::Batch:
+      return 0;
+    case ExprKind::Var:
+      return e.var == laneVar_ ? 1 : 0;
+    case ExprKind::Binary: {
+      int64_t a = laneStep(*e.a), b = laneStep(*e.b);
+      if (a < 0 || b < 0)
+        return -1;
+      if (e.binary == BinaryOp::Add)
+        return a + b > 1 ? -1 : a + b;
+      if (e.binary == BinaryOp::Sub)
+        return b == 0 ? a : -1;
+      if (e.binary == BinaryOp::Mul && a == 0 && b == 0)
+        return 0;
+      if (e.binary == BinaryOp::Mul && e.a->kind == ExprKind::Const && e.a->i == 1)
+        return b;
+      if (e.binary == BinaryOp::Mul && e.b->kind == ExprKind::Const && e.b->i == 1)
+        return a;
+      return a == 0 && b == 0 ? 0 : -1;
+    }
+    case ExprKind::Load:
+    case ExprKind::Unary:
+      return laneStep(*e.a) == 0 ? 0 : -1;
+    case ExprKind::Fma:
+    case ExprKind::Select:
+    case ExprKind::SelectEq:
+    case ExprKind::Random:
+      return -1;
+    }
+    return -1;
+  }
+
+  /// Whether a lanes loop's body has only what vector code is written for:
+  /// arithmetic, loads and stores whose index rises by one per lane or
+  /// stays put, inner loops that do not depend on the lane.
+  bool lanesOk(const Expr &e, int laneVar) {
+    switch (e.kind) {
+    case ExprKind::Const:
+    case ExprKind::Batch:
+      return true;
+    case ExprKind::Var:
+      return e.var != laneVar;
+    case ExprKind::Load: {
+      int64_t step = laneStep(*e.a);
+      return e.type == Type::F32 ? step == 0 || step == 1 : step == 0;
+    }
+    case ExprKind::Unary:
+      return (e.unary == UnaryOp::Neg || e.unary == UnaryOp::Sqrt || e.unary == UnaryOp::Floor) &&
+             lanesOk(*e.a, laneVar);
+    case ExprKind::Binary:
+      return e.type == Type::F32 && e.binary != BinaryOp::Pow && lanesOk(*e.a, laneVar) &&
+             lanesOk(*e.b, laneVar);
+    case ExprKind::Fma:
+    case ExprKind::Select:
+      return lanesOk(*e.a, laneVar) && lanesOk(*e.b, laneVar) && lanesOk(*e.c, laneVar);
+    case ExprKind::SelectEq:
+    case ExprKind::Random:
+      return false;
+    }
+    return false;
+  }
+  bool lanesOk(const Stmt &s, int laneVar) {
+    switch (s.kind) {
+    case StmtKind::Block:
+      break;
+    case StmtKind::For:
+      if (s.lanes || s.parallel || laneStep(*s.extent) != 0)
+        return false;
+      break;
+    case StmtKind::Store:
+      if (f_.buffers[static_cast<size_t>(s.buffer)].type != Type::F32 || laneStep(*s.index) != 1 ||
+          !lanesOk(*s.value, laneVar))
+        return false;
+      break;
+    case StmtKind::Local:
+    case StmtKind::Assign:
+      if (!lanesOk(*s.value, laneVar))
+        return false;
+      break;
+    }
+    for (const Stmt &b : s.body)
+      if (!lanesOk(b, laneVar))
+        return false;
+    return true;
+  }
+  bool lanesSupported(const Stmt &s) {
+    if (s.extent->kind != ExprKind::Const || s.extent->i < 2 || s.extent->i > 256)
+      return false;
+    int saved = laneVar_;
+    laneVar_ = s.var; // laneStep() reads it
+    bool ok = true;
+    for (const Stmt &b : s.body)
+      ok = ok && lanesOk(b, s.var);
+    laneVar_ = saved;
+    return ok;
+  }
+
+  /// A lanes loop as straight-line vector code: the lane variable is 0 in
+  /// every index, which is then the first lane's; f32 values are vectors.
+  void vectorLoop(const Stmt &s) {
+    width_ = static_cast<unsigned>(s.extent->i);
+    vectorTy_ = llvm::FixedVectorType::get(f32_, width_);
+    laneVar_ = s.var;
+    b_.CreateStore(b_.getInt64(0), slot(s.var, i64_));
+    lanes_ = true;
+    for (const Stmt &b : s.body)
+      stmt(b);
+    lanes_ = false;
+    laneVar_ = -1;
+  }
+
+  /// Makes two operands both vectors when one is.
+  void matchLanes(llvm::Value *&a, llvm::Value *&b) {
+    if (!lanes_)
+      return;
+    if (a->getType()->isVectorTy() && !b->getType()->isVectorTy())
+      b = b_.CreateVectorSplat(width_, b);
+    else if (b->getType()->isVectorTy() && !a->getType()->isVectorTy())
+      a = b_.CreateVectorSplat(width_, a);
+  }
+
   /// Starts emitting function `fn`: its entry block, and every buffer
   /// pointer loaded once.
   void begin(llvm::Function *fn, llvm::Value *buffers, llvm::Value *n) {
@@ -181,9 +307,18 @@ private:
       return batch_;
     case ExprKind::Var: {
       llvm::Type *t = e.type == Type::I64 ? i64_ : f32_;
+      if (lanes_ && e.type == Type::F32)
+        t = vectorTy_;
       return b_.CreateLoad(t, slot(e.var, t));
     }
     case ExprKind::Load: {
+      if (lanes_ && e.type == Type::F32 && laneStep(*e.a) == 1) { // one vector
+        llvm::Value *at = b_.CreateBitCast(element(e.buffer, *e.a, e.type),
+                                           llvm::PointerType::getUnqual(vectorTy_));
+        llvm::LoadInst *load = b_.CreateAlignedLoad(vectorTy_, at, llvm::Align(4));
+        tag(load, e.buffer);
+        return load;
+      }
       llvm::LoadInst *load =
           b_.CreateLoad(e.type == Type::I64 ? i64_ : f32_, element(e.buffer, *e.a, e.type));
       tag(load, e.buffer);
@@ -217,6 +352,8 @@ private:
     }
     case ExprKind::Binary: {
       llvm::Value *a = expr(*e.a), *c = expr(*e.b);
+      if (e.type == Type::F32)
+        matchLanes(a, c);
       bool ints = e.type == Type::I64;
       switch (e.binary) {
       case BinaryOp::Add:
@@ -238,11 +375,20 @@ private:
       }
       return a;
     }
-    case ExprKind::Fma:
-      return b_.CreateIntrinsic(llvm::Intrinsic::fma, {f32_}, {expr(*e.a), expr(*e.b), expr(*e.c)});
+    case ExprKind::Fma: {
+      llvm::Value *a = expr(*e.a), *b = expr(*e.b), *c = expr(*e.c);
+      matchLanes(a, b);
+      matchLanes(a, c);
+      matchLanes(b, c);
+      return b_.CreateIntrinsic(llvm::Intrinsic::fma, {a->getType()}, {a, b, c});
+    }
     case ExprKind::Select: {
-      llvm::Value *cond = b_.CreateFCmpOGT(expr(*e.a), llvm::ConstantFP::get(f32_, 0.0));
-      return b_.CreateSelect(cond, expr(*e.b), expr(*e.c));
+      llvm::Value *x = expr(*e.a), *y = expr(*e.b), *z = expr(*e.c);
+      matchLanes(x, y);
+      matchLanes(x, z);
+      matchLanes(y, z);
+      llvm::Value *cond = b_.CreateFCmpOGT(x, llvm::Constant::getNullValue(x->getType()));
+      return b_.CreateSelect(cond, y, z);
     }
     case ExprKind::SelectEq: {
       llvm::Value *cond = b_.CreateICmpEQ(expr(*e.a), expr(*e.b));
@@ -347,22 +493,36 @@ private:
     case StmtKind::For:
       // Only outermost loops run in parallel: an inner loop's body may use
       // the enclosing loops' variables, which an outlined body cannot see.
-      if (s.parallel && depth_ == 0)
+      if (s.lanes && !lanes_ && lanesSupported(s))
+        vectorLoop(s);
+      else if (s.parallel && depth_ == 0)
         parallel(s);
       else
         counted(s, b_.getInt64(0), expr(*s.extent));
       break;
     case StmtKind::Store: {
       llvm::Value *value = expr(*s.value);
+      if (lanes_ && value->getType() == f32_ && laneStep(*s.index) == 1)
+        value = b_.CreateVectorSplat(width_, value);
+      if (lanes_ && value->getType() == vectorTy_) {
+        llvm::Value *at = b_.CreateBitCast(
+            element(s.buffer, *s.index, Type::F32), llvm::PointerType::getUnqual(vectorTy_));
+        tag(b_.CreateAlignedStore(value, at, llvm::Align(4)), s.buffer);
+        break;
+      }
       tag(b_.CreateStore(value, element(s.buffer, *s.index,
                                         f_.buffers[static_cast<size_t>(s.buffer)].type)),
           s.buffer);
       break;
     }
     case StmtKind::Local:
-    case StmtKind::Assign:
-      b_.CreateStore(expr(*s.value), slot(s.var, f32_));
+    case StmtKind::Assign: {
+      llvm::Value *value = expr(*s.value);
+      if (lanes_ && value->getType() == f32_)
+        value = b_.CreateVectorSplat(width_, value);
+      b_.CreateStore(value, slot(s.var, lanes_ ? vectorTy_ : f32_));
       break;
+    }
     }
   }
 
@@ -386,6 +546,10 @@ private:
   std::vector<llvm::Value *> bufferPtrs_;
   std::vector<llvm::AllocaInst *> vars_;
   std::map<int, llvm::MDNode *> scopes_, noalias_; ///< per buffer, for the current group
+  bool lanes_ = false;         ///< emitting a lanes loop's body
+  int laneVar_ = -1;           ///< its lane variable
+  unsigned width_ = 0;         ///< its lanes
+  llvm::Type *vectorTy_ = nullptr;
   int outlined_ = 0;
   int depth_ = 0; ///< loops open around the statement being emitted
 };

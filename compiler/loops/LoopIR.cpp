@@ -270,7 +270,9 @@ public:
         stmt(b, depth);
       break;
     case StmtKind::For:
-      out_ << pad << (s.parallel ? "parallel for i" : s.hot ? "hot for i" : "for i") << s.var << " in 0.." << expr(*s.extent) << " {\n";
+      out_ << pad
+           << (s.parallel ? "parallel for i" : s.hot ? "hot for i" : s.lanes ? "lanes for i" : "for i")
+           << s.var << " in 0.." << expr(*s.extent) << " {\n";
       for (const Stmt &b : s.body)
         stmt(b, depth + 1);
       out_ << pad << "}\n";
@@ -391,6 +393,8 @@ private:
       expect(s.extent, Type::I64, "a loop extent");
       if (s.parallel)
         expect(s.cost, Type::I64, "a loop cost");
+      if (s.lanes && (!s.extent || s.extent->kind != ExprKind::Const))
+        fail("a lanes loop without a constant extent");
       if (varOk(s.var))
         defined_[static_cast<size_t>(s.var)] = true;
       for (const Stmt &b : s.body)

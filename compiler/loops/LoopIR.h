@@ -94,6 +94,12 @@ struct Stmt {
   /// For: the innermost loop of a matrix product, where the time goes; code
   /// generators spend code size (unrolling) only on these.
   bool hot = false;
+  /// For with a constant extent: its iterations are independent and run
+  /// together as the lanes of one vector (the body's scalars become
+  /// vectors, loads and stores at an index rising by one per iteration
+  /// become vector loads and stores). Running it as an ordinary loop gives
+  /// the same results: nothing is reordered within an iteration.
+  bool lanes = false;
 };
 
 Stmt block(std::vector<Stmt> body, std::string comment = "");

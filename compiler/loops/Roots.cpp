@@ -133,33 +133,57 @@ private:
     return a < 0 ? a + static_cast<int64_t>(rank) : a;
   }
 
-  /// The rows of a matrix product, accumulated in memory:
-  ///   acc[m, :] = init(:); for k: acc[m, :] += A(m, k) · B(k, :)
-  /// then every element to the epilogue. Each output's sum is sequential in
-  /// k; the innermost loop runs over contiguous columns.
-  std::vector<Stmt> productRow(ExprRef m, ExprRef kExtent, int64_t cols,
+  /// Columns of a product kept in registers at once: 8 AVX2 vectors, enough
+  /// independent sums to hide the latency of fma.
+  static constexpr int64_t kBlock = 64;
+
+  /// One row of a matrix product: out[m, j] = init(j) + Σ_k A(k) · B(k, j),
+  /// each sum sequential in k, then every element to the epilogue.
+  /// Full blocks of kBlock columns sum as the lanes of one vector (in
+  /// registers), one load of B per term;
+  /// the remaining columns sum in the accumulator row in memory, the loop
+  /// over contiguous columns innermost. Either way the order of every sum
+  /// is the same, so results do not depend on the blocking.
+  std::vector<Stmt> productRow(ExprRef kExtent, int64_t cols,
                                const std::function<ExprRef(ExprRef)> &init,
-                               const std::function<ExprRef(ExprRef)> &a, // a(k)
+                               const std::function<ExprRef(ExprRef)> &a, // a(k); null: 1
                                const std::function<ExprRef(ExprRef, ExprRef)> &b, // b(k, j)
                                ExprRef outRow) {
     int acc = c_.accumulator();
-    int j = newVar(), k = newVar(), j2 = newVar(), j3 = newVar(), av = newVar();
-    auto at = [&](int jv) { return add(mul(outRow, i64(cols)), idx(jv)); };
+    auto at = [&](ExprRef j) { return add(mul(outRow, i64(cols)), j); };
     std::vector<Stmt> body;
-    body.push_back(loop(j, i64(cols), {store(acc, at(j), init(idx(j)))}));
-    ExprRef term = a ? fma(scalar(av), b(idx(k), idx(j2)), loops::load(acc, at(j2)))
-                     : add(loops::load(acc, at(j2)), b(idx(k), idx(j2)));
-    std::vector<Stmt> kBody;
-    if (a)
-      kBody.push_back(local(av, a(idx(k))));
-    kBody.push_back(loop(j2, i64(cols), {store(acc, at(j2), term)}));
-    kBody.back().hot = true;
-    body.push_back(loop(k, kExtent, kBody));
-    ExprRef outAt = at(j3);
+    int64_t blocks = cols / kBlock, done = blocks * kBlock;
+    if (blocks > 0) { // for each block: lanes u: t = init; for k: t = fma(A(k), B(k, col), t)
+      int jb = newVar(), u = newVar(), k = newVar(), av = newVar(), t = newVar();
+      ExprRef col = add(mul(idx(jb), i64(kBlock)), idx(u));
+      ExprRef bv = b(idx(k), col);
+      std::vector<Stmt> kBody;
+      if (a)
+        kBody.push_back(local(av, a(idx(k))));
+      kBody.push_back(assign(t, a ? fma(scalar(av), bv, scalar(t)) : add(scalar(t), bv)));
+      Stmt lanes = loop(u, i64(kBlock),
+                        {local(t, init(col)), loop(k, kExtent, kBody), store(acc, at(col), scalar(t))});
+      lanes.lanes = true;
+      body.push_back(loop(jb, i64(blocks), {lanes}));
+    }
+    if (done < cols) {
+      int j = newVar(), k = newVar(), j2 = newVar(), av = newVar();
+      ExprRef col = add(i64(done), idx(j)), col2 = add(i64(done), idx(j2));
+      body.push_back(loop(j, i64(cols - done), {store(acc, at(col), init(col))}));
+      ExprRef term = a ? fma(scalar(av), b(idx(k), col2), loops::load(acc, at(col2)))
+                       : add(loops::load(acc, at(col2)), b(idx(k), col2));
+      std::vector<Stmt> kBody;
+      if (a)
+        kBody.push_back(local(av, a(idx(k))));
+      kBody.push_back(loop(j2, i64(cols - done), {store(acc, at(col2), term)}));
+      kBody.back().hot = true;
+      body.push_back(loop(k, kExtent, kBody));
+    }
+    int j3 = newVar();
+    ExprRef outAt = at(idx(j3));
     std::vector<Stmt> tail = epi_(outAt, loops::load(acc, outAt));
     if (!tail.empty())
       body.push_back(loop(j3, i64(cols), tail));
-    (void)m;
     return body;
   }
 
@@ -169,15 +193,17 @@ private:
     int64_t inF = shapeOf(0).dims.back(), out = n_.attrs.getInt("units");
     bool bias = n_.inputs.size() > 2;
     int wt = c_.scratch(g_.value(n_.inputs[1]).name + ".T", inF * out, false);
+    // Written row by row (contiguous stores); the reads walk `out` rows of W
+    // a float at a time, whose cache lines stay in L1 across rows of W.T.
     int o = newVar(), i = newVar();
     Stmt transpose =
-        parallelLoop(o, i64(out), i64(inF),
-                     {loop(i, i64(inF), {store(wt, add(mul(idx(i), i64(out)), idx(o)),
+        parallelLoop(i, i64(inF), i64(out),
+                     {loop(o, i64(out), {store(wt, add(mul(idx(i), i64(out)), idx(o)),
                                                load(1, add(mul(idx(o), i64(inF)), idx(i))))})});
     int r = newVar();
     ExprRef row = idx(r);
     auto body = productRow(
-        row, i64(inF), out,
+        i64(inF), out,
         [&](ExprRef j) { return bias ? load(2, j) : f32(0); },
         [&](ExprRef k) { return load(0, add(mul(row, i64(inF)), k)); },
         [&](ExprRef k, ExprRef j) { return loops::load(wt, add(mul(k, i64(out)), j)); }, row);
@@ -193,7 +219,7 @@ private:
       int r = newVar();
       ExprRef row = idx(r);
       auto body = productRow(
-          row, i64(k), cols, zero, [&](ExprRef kk) { return load(0, add(mul(row, i64(k)), kk)); },
+          i64(k), cols, zero, [&](ExprRef kk) { return load(0, add(mul(row, i64(k)), kk)); },
           [&](ExprRef kk, ExprRef j) { return load(1, add(mul(kk, i64(cols)), j)); }, row);
       return parallelLoop(r, rows(as), i64(k * cols), body);
     }
@@ -201,7 +227,7 @@ private:
     int l = newVar(), r = newVar();
     ExprRef row = add(mul(idx(l), i64(m)), idx(r));
     auto body = productRow(
-        row, i64(k), cols, zero, [&](ExprRef kk) { return load(0, add(mul(row, i64(k)), kk)); },
+        i64(k), cols, zero, [&](ExprRef kk) { return load(0, add(mul(row, i64(k)), kk)); },
         [&](ExprRef kk, ExprRef j) {
           return load(1, add(mul(add(mul(idx(l), i64(k)), kk), i64(cols)), j));
         },
@@ -218,7 +244,7 @@ private:
     ExprRef row = idx(i);
     ExprRef count = rows(as);
     auto body = productRow(
-        row, count, nb, [](ExprRef) { return f32(0); },
+        count, nb, [](ExprRef) { return f32(0); },
         [&](ExprRef r) { return load(0, add(mul(r, i64(ka)), row)); },
         [&](ExprRef r, ExprRef j) { return load(1, add(mul(r, i64(nb)), j)); }, row);
     return parallelLoop(i, i64(ka), mul(count, i64(nb)), body);
@@ -228,7 +254,7 @@ private:
   Stmt batchSum() {
     int64_t per = perExample(g_.value(n_.output));
     auto body = productRow(
-        i64(0), batch(), per, [](ExprRef) { return f32(0); }, nullptr,
+        batch(), per, [](ExprRef) { return f32(0); }, nullptr,
         [&](ExprRef r, ExprRef j) { return load(0, add(mul(r, i64(per)), j)); }, i64(0));
     return block(body);
   }

@@ -108,7 +108,8 @@ TEST_CASE("fusion: bias and activation run in the product's output loop") {
   // the product writes, and the activation is applied as it is stored
   CHECK(text.find("fc[") == std::string::npos);
   CHECK(text.find("fma(s") != std::string::npos);
-  CHECK(text.find("relu_1[((i2 * 3) + i6)] = s9") != std::string::npos);
+  CHECK(text.find(" = max(s") != std::string::npos);
+  CHECK(text.find("relu_1[((i") != std::string::npos);
   CHECK(text.find("// 2 loop nests") != std::string::npos);
 }
 
