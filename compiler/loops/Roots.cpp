@@ -133,58 +133,90 @@ private:
     return a < 0 ? a + static_cast<int64_t>(rank) : a;
   }
 
-  /// Columns of a product kept in registers at once: 8 AVX2 vectors, enough
-  /// independent sums to hide the latency of fma.
-  static constexpr int64_t kBlock = 64;
+  /// Output elements of a product kept in registers at once: 8 AVX2
+  /// vectors, enough independent sums to hide the latency of fma.
+  static constexpr int64_t kRegisters = 64;
+  /// Rows of a product computed together, so each load of B serves them all.
+  static constexpr int64_t kRows = 2;
 
-  /// One row of a matrix product: out[m, j] = init(j) + Σ_k A(k) · B(k, j),
-  /// each sum sequential in k, then every element to the epilogue.
-  /// Full blocks of kBlock columns sum as the lanes of one vector (in
-  /// registers), one load of B per term;
-  /// the remaining columns sum in the accumulator row in memory, the loop
-  /// over contiguous columns innermost. Either way the order of every sum
-  /// is the same, so results do not depend on the blocking.
-  std::vector<Stmt> productRow(ExprRef kExtent, int64_t cols,
-                               const std::function<ExprRef(ExprRef)> &init,
-                               const std::function<ExprRef(ExprRef)> &a, // a(k); null: 1
-                               const std::function<ExprRef(ExprRef, ExprRef)> &b, // b(k, j)
-                               ExprRef outRow) {
+  using RowFn = std::function<ExprRef(ExprRef)>;             // init(j)
+  using AFn = std::function<ExprRef(ExprRef, ExprRef)>;      // a(m, k); null: 1
+  using BFn = std::function<ExprRef(ExprRef, ExprRef)>;      // b(k, j)
+
+  /// `rows` consecutive rows of a matrix product, from row `first`:
+  /// out[m, j] = init(j) + Σ_k a(m, k) · b(k, j), each sum sequential in k,
+  /// then every element to the epilogue. Columns go in blocks of
+  /// kRegisters / rows (the last block narrower), each block's sums the
+  /// lanes of vectors held in registers across the whole k loop, one load
+  /// of b per k for all the rows.
+  /// Either way every sum runs in the same order, so results do not depend
+  /// on the blocking.
+  std::vector<Stmt> productRows(int64_t rows, const std::function<ExprRef(ExprRef)> &rowOf,
+                                ExprRef distinctRows, ExprRef kExtent, int64_t cols,
+                                const RowFn &init, const AFn &a, const BFn &b) {
     int acc = c_.accumulator();
-    auto at = [&](ExprRef j) { return add(mul(outRow, i64(cols)), j); };
+    auto at = [&](ExprRef m, ExprRef j) { return add(mul(m, i64(cols)), j); };
+    auto row = [&](int64_t r) { return rowOf(i64(r)); };
     std::vector<Stmt> body;
-    int64_t blocks = cols / kBlock, done = blocks * kBlock;
-    if (blocks > 0) { // for each block: lanes u: t = init; for k: t = fma(A(k), B(k, col), t)
-      int jb = newVar(), u = newVar(), k = newVar(), av = newVar(), t = newVar();
-      ExprRef col = add(mul(idx(jb), i64(kBlock)), idx(u));
-      ExprRef bv = b(idx(k), col);
-      std::vector<Stmt> kBody;
-      if (a)
-        kBody.push_back(local(av, a(idx(k))));
-      kBody.push_back(assign(t, a ? fma(scalar(av), bv, scalar(t)) : add(scalar(t), bv)));
-      Stmt lanes = loop(u, i64(kBlock),
-                        {local(t, init(col)), loop(k, kExtent, kBody), store(acc, at(col), scalar(t))});
+    int64_t width = kRegisters / rows;
+    int64_t blocks = cols / width, done = blocks * width;
+    // A block of `lanes` columns from column `from`: the sums in registers.
+    auto block = [&](ExprRef from, int64_t lanesCount) {
+      int u = newVar(), k = newVar(), bv = newVar();
+      ExprRef col = add(from, idx(u));
+      std::vector<int> sums, as;
+      std::vector<Stmt> lanesBody, kBody;
+      for (int64_t r = 0; r < rows; ++r) {
+        sums.push_back(newVar());
+        as.push_back(newVar());
+        lanesBody.push_back(local(sums.back(), init(col)));
+        if (a)
+          kBody.push_back(local(as.back(), a(row(r), idx(k))));
+      }
+      kBody.push_back(local(bv, b(idx(k), col)));
+      for (int64_t r = 0; r < rows; ++r) {
+        ExprRef t = scalar(sums[static_cast<size_t>(r)]);
+        kBody.push_back(assign(sums[static_cast<size_t>(r)],
+                               a ? fma(scalar(as[static_cast<size_t>(r)]), scalar(bv), t)
+                                 : add(t, scalar(bv))));
+      }
+      lanesBody.push_back(loop(k, kExtent, kBody));
+      for (int64_t r = 0; r < rows; ++r)
+        lanesBody.push_back(store(acc, at(row(r), col), scalar(sums[static_cast<size_t>(r)])));
+      Stmt lanes = loop(u, i64(lanesCount), lanesBody);
       lanes.lanes = true;
-      body.push_back(loop(jb, i64(blocks), {lanes}));
+      return lanes;
+    };
+    if (blocks > 0) {
+      int jb = newVar();
+      body.push_back(loop(jb, i64(blocks), {block(mul(idx(jb), i64(width)), width)}));
     }
-    if (done < cols) {
-      int j = newVar(), k = newVar(), j2 = newVar(), av = newVar();
-      ExprRef col = add(i64(done), idx(j)), col2 = add(i64(done), idx(j2));
-      body.push_back(loop(j, i64(cols - done), {store(acc, at(col), init(col))}));
-      ExprRef term = a ? fma(scalar(av), b(idx(k), col2), loops::load(acc, at(col2)))
-                       : add(loops::load(acc, at(col2)), b(idx(k), col2));
-      std::vector<Stmt> kBody;
-      if (a)
-        kBody.push_back(local(av, a(idx(k))));
-      kBody.push_back(loop(j2, i64(cols - done), {store(acc, at(col2), term)}));
-      kBody.back().hot = true;
-      body.push_back(loop(k, kExtent, kBody));
-    }
-    int j3 = newVar();
-    ExprRef outAt = at(idx(j3));
+    if (done < cols) // the columns left: one narrower block
+      body.push_back(block(i64(done), cols - done));
+    int rr = newVar(), j3 = newVar();
+    ExprRef outAt = at(rowOf(idx(rr)), idx(j3));
     std::vector<Stmt> tail = epi_(outAt, loops::load(acc, outAt));
     if (!tail.empty())
-      body.push_back(loop(j3, i64(cols), tail));
+      body.push_back(loop(rr, distinctRows, {loop(j3, i64(cols), tail)}));
     return body;
+  }
+
+  /// A whole matrix product over `count` rows, in groups of kRows rows in
+  /// parallel. The last group repeats the last row where rows run out
+  /// (its sums, computed again, store the same values), which costs less
+  /// than a second copy of the code for the rows left over; the epilogue
+  /// runs once per distinct row.
+  Stmt product(ExprRef count, ExprRef kExtent, int64_t cols, ExprRef rowCost, const RowFn &init,
+               const AFn &a, const BFn &b) {
+    int g = newVar();
+    ExprRef last = sub(count, i64(1));
+    auto rowOf = [&](ExprRef r) { return min(add(mul(idx(g), i64(kRows)), r), last); };
+    // the epilogue once per row: it may read back what it writes (an
+    // accumulator that is also an output), so it must not run twice
+    ExprRef distinct = min(i64(kRows), sub(count, mul(idx(g), i64(kRows))));
+    std::vector<Stmt> grouped = productRows(kRows, rowOf, distinct, kExtent, cols, init, a, b);
+    return parallelLoop(g, div(add(count, i64(kRows - 1)), i64(kRows)), mul(rowCost, i64(kRows)),
+                        grouped);
   }
 
   /// dense: y[r, o] = b[o] + Σ_i x[r, i] W[o, i]. W is [out, in]; its
@@ -200,14 +232,12 @@ private:
         parallelLoop(i, i64(inF), i64(out),
                      {loop(o, i64(out), {store(wt, add(mul(idx(i), i64(out)), idx(o)),
                                                load(1, add(mul(idx(o), i64(inF)), idx(i))))})});
-    int r = newVar();
-    ExprRef row = idx(r);
-    auto body = productRow(
-        i64(inF), out,
+    Stmt rowsOf = product(
+        rows(shapeOf(0)), i64(inF), out, i64(inF * out),
         [&](ExprRef j) { return bias ? load(2, j) : f32(0); },
-        [&](ExprRef k) { return load(0, add(mul(row, i64(inF)), k)); },
-        [&](ExprRef k, ExprRef j) { return loops::load(wt, add(mul(k, i64(out)), j)); }, row);
-    return block({transpose, parallelLoop(r, rows(shapeOf(0)), i64(inF * out), body)});
+        [&](ExprRef m, ExprRef k) { return load(0, add(mul(m, i64(inF)), k)); },
+        [&](ExprRef k, ExprRef j) { return loops::load(wt, add(mul(k, i64(out)), j)); });
+    return block({transpose, rowsOf});
   }
 
   /// a @ b: rows of a times one shared [k, n] matrix, or a batch of matrices.
@@ -215,23 +245,20 @@ private:
     const Shape &as = shapeOf(0), &bs = shapeOf(1);
     int64_t k = as.dims.back(), cols = bs.dims.back();
     auto zero = [](ExprRef) { return f32(0); };
-    if (bs.rank() == 2 && !bs.isBatched()) {
-      int r = newVar();
-      ExprRef row = idx(r);
-      auto body = productRow(
-          i64(k), cols, zero, [&](ExprRef kk) { return load(0, add(mul(row, i64(k)), kk)); },
-          [&](ExprRef kk, ExprRef j) { return load(1, add(mul(kk, i64(cols)), j)); }, row);
-      return parallelLoop(r, rows(as), i64(k * cols), body);
-    }
+    if (bs.rank() == 2 && !bs.isBatched())
+      return product(
+          rows(as), i64(k), cols, i64(k * cols), zero,
+          [&](ExprRef m, ExprRef kk) { return load(0, add(mul(m, i64(k)), kk)); },
+          [&](ExprRef kk, ExprRef j) { return load(1, add(mul(kk, i64(cols)), j)); });
     int64_t m = as.dims[as.rank() - 2];
     int l = newVar(), r = newVar();
     ExprRef row = add(mul(idx(l), i64(m)), idx(r));
-    auto body = productRow(
-        i64(k), cols, zero, [&](ExprRef kk) { return load(0, add(mul(row, i64(k)), kk)); },
+    auto body = productRows(
+        1, [&](ExprRef) { return row; }, i64(1), i64(k), cols, zero,
+        [&](ExprRef mm, ExprRef kk) { return load(0, add(mul(mm, i64(k)), kk)); },
         [&](ExprRef kk, ExprRef j) {
           return load(1, add(mul(add(mul(idx(l), i64(k)), kk), i64(cols)), j));
-        },
-        row);
+        });
     ExprRef batches = div(rows(as), i64(m));
     return parallelLoop(l, batches, i64(m * k * cols), {loop(r, i64(m), body)});
   }
@@ -240,22 +267,19 @@ private:
   Stmt contract() {
     const Shape &as = shapeOf(0), &bs = shapeOf(1);
     int64_t ka = as.dims.back(), nb = bs.dims.back();
-    int i = newVar();
-    ExprRef row = idx(i);
     ExprRef count = rows(as);
-    auto body = productRow(
-        count, nb, [](ExprRef) { return f32(0); },
-        [&](ExprRef r) { return load(0, add(mul(r, i64(ka)), row)); },
-        [&](ExprRef r, ExprRef j) { return load(1, add(mul(r, i64(nb)), j)); }, row);
-    return parallelLoop(i, i64(ka), mul(count, i64(nb)), body);
+    return product(
+        i64(ka), count, nb, mul(count, i64(nb)), [](ExprRef) { return f32(0); },
+        [&](ExprRef m, ExprRef r) { return load(0, add(mul(r, i64(ka)), m)); },
+        [&](ExprRef r, ExprRef j) { return load(1, add(mul(r, i64(nb)), j)); });
   }
 
   /// batch_sum(t)[j] = Σ_r t[r, j].
   Stmt batchSum() {
     int64_t per = perExample(g_.value(n_.output));
-    auto body = productRow(
-        batch(), per, [](ExprRef) { return f32(0); }, nullptr,
-        [&](ExprRef r, ExprRef j) { return load(0, add(mul(r, i64(per)), j)); }, i64(0));
+    auto body = productRows(
+        1, [](ExprRef) { return i64(0); }, i64(1), batch(), per, [](ExprRef) { return f32(0); }, nullptr,
+        [&](ExprRef r, ExprRef j) { return load(0, add(mul(r, i64(per)), j)); });
     return block(body);
   }
 
