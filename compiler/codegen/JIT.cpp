@@ -173,8 +173,8 @@ private:
     case ExprKind::Const:
     case ExprKind::Batch:
       return true;
-    case ExprKind::Var:
-      return e.var != laneVar;
+    case ExprKind::Var: // f32 locals must be the loop's own: they become vectors
+      return e.var != laneVar && (e.type == Type::I64 || laneLocals_.count(e.var));
     case ExprKind::Load: {
       int64_t step = laneStep(*e.a);
       return e.type == Type::F32 ? step == 0 || step == 1 : step == 0;
@@ -211,6 +211,7 @@ private:
     case StmtKind::Assign:
       if (!lanesOk(*s.value, laneVar))
         return false;
+      laneLocals_.insert(s.var);
       break;
     }
     for (const Stmt &b : s.body)
@@ -223,6 +224,7 @@ private:
       return false;
     int saved = laneVar_;
     laneVar_ = s.var; // laneStep() reads it
+    laneLocals_.clear();
     bool ok = true;
     for (const Stmt &b : s.body)
       ok = ok && lanesOk(b, s.var);
@@ -546,6 +548,7 @@ private:
   std::vector<llvm::Value *> bufferPtrs_;
   std::vector<llvm::AllocaInst *> vars_;
   std::map<int, llvm::MDNode *> scopes_, noalias_; ///< per buffer, for the current group
+  std::set<int> laneLocals_;   ///< f32 locals a lanes loop sets (checking it)
   bool lanes_ = false;         ///< emitting a lanes loop's body
   int laneVar_ = -1;           ///< its lane variable
   unsigned width_ = 0;         ///< its lanes
@@ -671,7 +674,11 @@ std::vector<CompiledFunction> JIT::compile(const std::vector<const loops::Functi
   std::vector<Job> jobs;
   for (const loops::Function *f : fs) // each compiled function gets a fresh symbol
     jobs.push_back({f, f->name + "_" + std::to_string(++counter_), "", "", nullptr});
-  auto run = [this](Job &job) {
+  if (fs.empty()) {
+    error = "internal error: nothing to compile";
+    return {};
+  }
+  auto compileOne = [this](Job &job) {
     if (std::string problem = loops::verify(*job.f); !problem.empty()) {
       job.error = "internal error: invalid loop IR in " + job.f->name + ": " + problem;
       return;
@@ -719,12 +726,27 @@ std::vector<CompiledFunction> JIT::compile(const std::vector<const loops::Functi
     }
     job.result = reinterpret_cast<CompiledFunction>(symbol->getAddress());
   };
-  // The functions compile at the same time, one thread each.
+  // Nothing may escape a job: its thread would end the process.
+  auto run = [&compileOne](Job &job) {
+    try {
+      compileOne(job);
+    } catch (const std::exception &e) {
+      job.error = std::string("internal error: ") + e.what();
+    }
+  };
+  // The functions compile at the same time, one thread each (or in turn,
+  // if no thread can be started).
   std::vector<std::thread> threads;
-  for (size_t i = 1; i < jobs.size(); ++i)
-    threads.emplace_back(run, std::ref(jobs[i]));
-  if (!jobs.empty())
-    run(jobs[0]);
+  std::vector<Job *> here{&jobs[0]};
+  for (size_t i = 1; i < jobs.size(); ++i) {
+    try {
+      threads.emplace_back(run, std::ref(jobs[i]));
+    } catch (const std::system_error &) {
+      here.push_back(&jobs[i]);
+    }
+  }
+  for (Job *job : here)
+    run(*job);
   for (std::thread &t : threads)
     t.join();
   lastIR_.clear();

@@ -513,6 +513,24 @@ private:
     return attrs;
   }
 
+  /// A batch's tensors must stay within 2^40 numbers, as every size does.
+  bool checkBatchFits(const Model &model, int64_t batch, const ResolvedItem *item,
+                      const ConfigDecl &decl) {
+    constexpr int64_t kMaxElements = int64_t(1) << 40;
+    int64_t widest = 1;
+    for (const ModelValue &v : model.values)
+      if (std::optional<int64_t> e = v.shape.elementsPerExample())
+        widest = std::max(widest, *e);
+    if (batch <= kMaxElements / widest)
+      return true;
+    diag_.error(item ? item->loc : decl.keyword.loc,
+                "batch " + withThousands(batch) + " is too large for model '" + model.name +
+                    "': its widest value holds " + withThousands(widest) +
+                    " numbers per example, and no tensor may hold more than 2^40",
+                "use a batch of at most " + withThousands(kMaxElements / widest));
+    return false;
+  }
+
   bool checkData(const ConfigDecl &decl, const Model *model, DataSpec &data) {
     const ConfigBlockDef &block = *findConfigBlock("data");
     std::vector<ResolvedItem> items;
@@ -527,6 +545,8 @@ private:
       data.pathLoc = path->loc;
     }
     data.batch = itemAttrs(block, items, "batch").getInt("size");
+    if (model && !checkBatchFits(*model, data.batch, findItem(items, "batch"), decl))
+      return false;
     if (const ResolvedItem *shuffle = findItem(items, "shuffle"))
       data.shuffle = shuffle->attrs.getBool("enabled");
     if (const ResolvedItem *normalize = findItem(items, "normalize")) {
