@@ -64,7 +64,7 @@ public:
     auto args = fn->arg_begin();
     llvm::Value *buffers = &*args++;
     llvm::Value *n = &*args;
-    begin(fn, buffers, n);
+    begin(fn, llvm::BasicBlock::Create(ctx_, "entry", fn), buffers, n);
     // Each top-level statement (one fused group) gets its own alias scopes:
     // within a group, distinct buffers never overlap (temporaries share
     // arena memory only when their lifetimes do not), so every access says
@@ -258,12 +258,12 @@ private:
 
   /// Starts emitting function `fn`: its entry block, and every buffer
   /// pointer loaded once.
-  void begin(llvm::Function *fn, llvm::Value *buffers, llvm::Value *n) {
+  void begin(llvm::Function *fn, llvm::BasicBlock *entry, llvm::Value *buffers, llvm::Value *n) {
     fn_ = fn;
+    entry_ = entry;
     batch_ = n;
     buffers_ = buffers;
-    entry_ = llvm::BasicBlock::Create(ctx_, "entry", fn_);
-    b_.SetInsertPoint(entry_);
+    b_.SetInsertPoint(entry_, entry_->end());
     bufferPtrs_.clear();
     for (size_t i = 0; i < f_.buffers.size(); ++i) {
       llvm::Value *slot = b_.CreateInBoundsGEP(llvm::PointerType::getUnqual(f32_), buffers,
@@ -422,16 +422,14 @@ private:
     --depth_;
     b_.CreateStore(b_.CreateAdd(b_.CreateLoad(i64_, index), b_.getInt64(1)), index);
     llvm::BranchInst *latch = b_.CreateBr(cond);
-    // Only a product's innermost loop is worth the code of interleaved
-    // vector iterations; elsewhere one vector at a time keeps compile time down.
-    if (!s.hot) {
-      llvm::Metadata *once[] = {llvm::MDString::get(ctx_, "llvm.loop.interleave.count"),
-                                llvm::ConstantAsMetadata::get(b_.getInt32(1))};
-      llvm::MDNode *props = llvm::MDNode::get(ctx_, once);
-      llvm::MDNode *loopId = llvm::MDNode::getDistinct(ctx_, {nullptr, props});
-      loopId->replaceOperandWith(0, loopId);
-      latch->setMetadata(llvm::LLVMContext::MD_loop, loopId);
-    }
+    // One vector at a time: products hold their sums in registers already
+    // (lanes loops), and interleaved copies of the other loops cost compile
+    // time for no measurable gain.
+    llvm::Metadata *once[] = {llvm::MDString::get(ctx_, "llvm.loop.interleave.count"),
+                              llvm::ConstantAsMetadata::get(b_.getInt32(1))};
+    llvm::MDNode *loopId = llvm::MDNode::getDistinct(ctx_, {nullptr, llvm::MDNode::get(ctx_, once)});
+    loopId->replaceOperandWith(0, loopId);
+    latch->setMetadata(llvm::LLVMContext::MD_loop, loopId);
     b_.SetInsertPoint(done);
   }
 
@@ -455,20 +453,13 @@ private:
       llvm::Value *raw = &*args++;
       llvm::Value *from = &*args++;
       llvm::Value *to = &*args;
-      auto *bodyEntry = llvm::BasicBlock::Create(ctx_, "prologue", body);
-      b_.SetInsertPoint(bodyEntry);
+      // The entry block reads the context, then the buffer pointers.
+      auto *entryBlock = llvm::BasicBlock::Create(ctx_, "entry", body);
+      b_.SetInsertPoint(entryBlock);
       llvm::Value *typed = b_.CreateBitCast(raw, llvm::PointerType::getUnqual(contextTy_));
       llvm::Value *bufs = b_.CreateLoad(bufsTy_, b_.CreateStructGEP(contextTy_, typed, 0));
       llvm::Value *n = b_.CreateLoad(i64_, b_.CreateStructGEP(contextTy_, typed, 1));
-      llvm::BasicBlock *prologue = bodyEntry;
-      begin(body, bufs, n);
-      llvm::BasicBlock *first = entry_;
-      // The prologue reads the context, then falls into the entry block.
-      b_.SetInsertPoint(prologue);
-      b_.CreateBr(first);
-      prologue->moveBefore(first);
-      entry_ = prologue; // allocas go first
-      b_.SetInsertPoint(first, first->end());
+      begin(body, entryBlock, bufs, n);
       counted(s, from, to);
       b_.CreateRetVoid();
     }

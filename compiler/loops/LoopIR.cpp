@@ -271,7 +271,7 @@ public:
       break;
     case StmtKind::For:
       out_ << pad
-           << (s.parallel ? "parallel for i" : s.hot ? "hot for i" : s.lanes ? "lanes for i" : "for i")
+           << (s.parallel ? "parallel for i" : s.lanes ? "lanes for i" : "for i")
            << s.var << " in 0.." << expr(*s.extent) << " {\n";
       for (const Stmt &b : s.body)
         stmt(b, depth + 1);

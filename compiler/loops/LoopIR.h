@@ -91,9 +91,6 @@ struct Stmt {
   /// depend on how the iterations are split.
   bool parallel = false;
   ExprRef cost; ///< parallel For: rough work of one iteration (i64), to decide whether to split
-  /// For: the innermost loop of a matrix product, where the time goes; code
-  /// generators spend code size (unrolling) only on these.
-  bool hot = false;
   /// For with a constant extent: its iterations are independent and run
   /// together as the lanes of one vector (the body's scalars become
   /// vectors, loads and stores at an index rising by one per iteration

@@ -5,9 +5,9 @@
 //
 // Every sum runs in a fixed order, written in the loops: results depend on
 // neither the thread count nor the machine. Matrix products keep each
-// output's sum sequential over the inner index, but run the loop over the
-// output's contiguous columns innermost, so the vectorizer can take several
-// outputs at once without reordering any sum.
+// output's sum sequential over the inner index, and compute blocks of
+// outputs along the contiguous columns together, as the lanes of vectors
+// held in registers, so no sum is reordered.
 #include "loops/Lowering.h"
 
 #include "ops/Kernels.h"
@@ -139,19 +139,18 @@ private:
   /// Rows of a product computed together, so each load of B serves them all.
   static constexpr int64_t kRows = 2;
 
-  using RowFn = std::function<ExprRef(ExprRef)>;             // init(j)
+  using RowFn = std::function<ExprRef(ExprRef)>;             // init(j), rowOf(r)
   using AFn = std::function<ExprRef(ExprRef, ExprRef)>;      // a(m, k); null: 1
   using BFn = std::function<ExprRef(ExprRef, ExprRef)>;      // b(k, j)
 
-  /// `rows` consecutive rows of a matrix product, from row `first`:
+  /// `rows` rows of a matrix product, row r being rowOf(r):
   /// out[m, j] = init(j) + Σ_k a(m, k) · b(k, j), each sum sequential in k,
-  /// then every element to the epilogue. Columns go in blocks of
-  /// kRegisters / rows (the last block narrower), each block's sums the
-  /// lanes of vectors held in registers across the whole k loop, one load
-  /// of b per k for all the rows.
-  /// Either way every sum runs in the same order, so results do not depend
-  /// on the blocking.
-  std::vector<Stmt> productRows(int64_t rows, const std::function<ExprRef(ExprRef)> &rowOf,
+  /// then the first `distinctRows` rows' elements to the epilogue. Columns
+  /// go in blocks of kRegisters / rows (the last block narrower), each
+  /// block's sums the lanes of vectors held in registers across the whole
+  /// k loop, one load of b per k for all the rows. Every sum runs in the
+  /// same order whatever the blocking.
+  std::vector<Stmt> productRows(int64_t rows, const RowFn &rowOf,
                                 ExprRef distinctRows, ExprRef kExtent, int64_t cols,
                                 const RowFn &init, const AFn &a, const BFn &b) {
     int acc = c_.accumulator();
