@@ -9,8 +9,10 @@
 // agree to 1e-6 absolute for SGD (lr ≤ 0.1) — a wrong index or a missing
 // term moves them by lr·|gradient| ≳ 1e-4. Adam divides by √v, which makes
 // the update of a parameter whose gradient is tiny sensitive to rounding,
-// so for Adam the bound is 2e-6 on all but a handful of elements (see
-// compareState).
+// so for Adam the bound is 2e-6 on all but a handful of elements, which
+// must stay within 1e-4 (measured: three elements of mnist.nn's fc1.weight,
+// at most 7.2e-6) — far below the 2·lr = 2e-3 of an update in the wrong
+// direction.
 #include "Compile.h"
 #include "codegen/JIT.h"
 #include "codegen/Runner.h"
@@ -113,7 +115,8 @@ struct Worst {
 };
 
 /// Runs `steps` steps of `p` in both and returns the largest differences.
-/// `outliers`: elements allowed beyond `bound` (Adam; see the file comment).
+/// `outliers`: elements allowed beyond `bound`, but never beyond 50·bound
+/// (Adam; see the file comment).
 Worst trainBoth(const Program &p, int64_t n, int steps, double bound, int outliers = 0) {
   CompiledStep c = compileStep(p, n);
   const StepGraph &s = c.lowered.step;
@@ -150,7 +153,7 @@ Worst trainBoth(const Program &p, int64_t n, int steps, double bound, int outlie
       REQUIRE(got);
       for (size_t i = 0; i < v.size(); ++i) {
         double d = std::abs(v[i] - static_cast<double>(got[i]));
-        if (d > bound && ++beyond <= outliers)
+        if (d > bound && d <= 50 * bound && ++beyond <= outliers)
           continue;
         if (d > w.state) {
           w.state = d;
