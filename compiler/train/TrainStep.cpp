@@ -183,6 +183,7 @@ Graph gradients(const Program &p, StepGraph &s) {
   Graph forward = buildLossGraph(p);
   Differentiated d = differentiate(forward, forward.outputs[0], forward.params());
   s.loss = forward.outputs[0];
+  s.logits = forward.nodes[static_cast<size_t>(forward.value(s.loss).node)].inputs[0];
   for (ValueId param : forward.params())
     s.grads.push_back(d.grads.at(param));
   return d.graph;
@@ -211,7 +212,7 @@ StepGraph buildTrainStep(const Program &p) {
   addScalars(s.graph, s);
   s.lr = learningRate(s.graph, p, s);
   appendUpdate(s.graph, p, s, s.graph.params(), s.grads);
-  setOutputs(s, {s.loss, s.lr});
+  setOutputs(s, {s.loss, s.lr, s.logits});
   return s;
 }
 

@@ -18,6 +18,9 @@ struct StepGraph {
   Graph graph;
   ValueId loss = -1; ///< the batch's loss (gradient half and whole step)
   ValueId lr = -1;   ///< the learning rate this step used (update half and whole step)
+  /// The model's output for the batch (whole step): the driver counts the
+  /// examples it classifies right, as PyTorch scripts do during an epoch.
+  ValueId logits = -1;
   /// Scalar inputs: the 1-based step number, the steps in one epoch (to
   /// find the epoch and the warm-up), and the base learning rate (the
   /// optimizer's `lr`, which --lr and the REPL may change without
