@@ -6,11 +6,14 @@
 //                                                       -> buildLossGraph -> differentiate (--emit=grad)
 //                                                       -> lowerProgram (--emit=loops)
 //                                                          -> JIT::compile (--emit=llvm)
+//                                                       -> Session (compiled) + data:
+//                                                          --train, --eval, --predict (Train.cpp)
 //
 // Exit status: 0 success, 1 a mistake in the user's files, 2 a usage error,
 // 3 an internal error (a bug in nnc: please report it).
 #include "driver/Pipeline.h"
 #include "driver/Summary.h"
+#include "driver/Train.h"
 #include "codegen/JIT.h"
 #include "loops/LoopIR.h"
 #include "frontend/Parse.h"
@@ -20,9 +23,13 @@
 #include "support/Diag.h"
 #include "support/Files.h"
 
+#include "Parallel.h"
+
 #include <CLI/CLI.hpp>
 
 #include <cstdlib>
+#include <limits>
+#include <optional>
 #include <iostream>
 #include <unistd.h>
 
@@ -34,9 +41,12 @@ namespace {
 
 struct Options {
   std::string file;
-  bool check = false;
+  bool check = false, train = false, eval = false;
   std::string emit;
   std::string color = "auto";
+  nnc::RunOptions run;
+  std::optional<int64_t> epochs, batch, seed;
+  int threads = 0;
 };
 
 bool useColor(const std::string &mode) {
@@ -74,6 +84,24 @@ int emitLowered(const nnc::Program &program, const std::string &what, nnc::Diag 
   return 0;
 }
 
+/// --epochs, --batch and --seed replace the .nn file's settings.
+bool applyOverrides(const Options &opt, nnc::Program &program, nnc::Diag &diag) {
+  if (opt.epochs)
+    program.train.epochs = *opt.epochs;
+  if (opt.seed)
+    program.train.seed = *opt.seed;
+  if (opt.batch) {
+    if (*opt.batch > program.model.maxBatch()) {
+      diag.errorNoLoc("--batch " + std::to_string(*opt.batch) + " is too large for model '" +
+                          program.model.name + "': no tensor may hold more than 2^40 numbers",
+                      "use a batch of at most " + std::to_string(program.model.maxBatch()));
+      return false;
+    }
+    program.data.batch = *opt.batch;
+  }
+  return true;
+}
+
 int run(const Options &opt) {
   nnc::SourceManager sources;
   nnc::Diag diag(sources, std::cerr, useColor(opt.color));
@@ -95,6 +123,10 @@ int run(const Options &opt) {
     std::optional<nnc::Program> program = nnc::analyze(module, sources, diag);
     if (!program)
       return 1;
+    if (opt.emit == "dot") {
+      nnc::printDot(nnc::buildGraph(*program), std::cout);
+      return 0;
+    }
     if (opt.emit == "graph" || opt.emit == "grad") {
       nnc::Graph graph = opt.emit == "graph" ? nnc::buildGraph(*program)
                                              : nnc::buildLossGraph(*program);
@@ -107,11 +139,58 @@ int run(const Options &opt) {
     }
     if (opt.emit == "loops" || opt.emit == "llvm")
       return emitLowered(*program, opt.emit, diag);
+    if (opt.train || opt.eval || !opt.run.image.empty()) {
+      if (!applyOverrides(opt, *program, diag))
+        return 1;
+      nnc::RunOptions run = opt.run;
+      run.progress = ::isatty(STDERR_FILENO) != 0;
+      if (opt.train)
+        return nnc::trainCommand(*program, run, diag);
+      if (opt.eval)
+        return nnc::evalCommand(*program, run, diag);
+      return nnc::predictCommand(*program, run, diag);
+    }
     nnc::printSummary(*program, std::cout);
     return 0;
   } catch (const nnc::DiagLimitReached &) {
     return 1;
   }
+}
+
+/// Flags that make no sense together, or without the flag they serve.
+std::string usageProblem(const Options &opt) {
+  int commands = opt.check + opt.train + opt.eval + !opt.run.image.empty() + !opt.emit.empty();
+  if (commands > 1)
+    return "--check, --emit, --train, --eval and --predict each name what to do: give one";
+  bool training = opt.train;
+  if (!training) {
+    for (auto [flag, given] : {std::pair<const char *, bool>{"--save", !opt.run.save.empty()},
+                               {"--resume", !opt.run.resume.empty()},
+                               {"--stop-after-epoch", opt.run.stopAfterEpoch > 0},
+                               {"--plot", !opt.run.plot.empty()},
+                               {"--epochs", opt.epochs.has_value()},
+                               {"--lr", opt.run.lr.has_value()}})
+      if (given)
+        return std::string(flag) + " needs --train";
+  }
+  bool running = opt.train || opt.eval || !opt.run.image.empty();
+  if (!running) {
+    for (auto [flag, given] : {std::pair<const char *, bool>{"--data", !opt.run.dataDir.empty()},
+                               {"--batch", opt.batch.has_value()},
+                               {"--seed", opt.seed.has_value()},
+                               {"--json", opt.run.json},
+                               {"--weights", !opt.run.weights.empty()}})
+      if (given)
+        return std::string(flag) + " needs --train, --eval or --predict";
+  }
+  if ((opt.eval || !opt.run.image.empty()) && opt.run.weights.empty())
+    return std::string(opt.eval ? "--eval" : "--predict") + " needs --weights PATH (a checkpoint "
+           "written by --train --save)";
+  if (opt.train && !opt.run.weights.empty())
+    return "--weights is for --eval and --predict; to continue training use --resume";
+  if (opt.run.stopAfterEpoch > 0 && opt.run.save.empty())
+    return "--stop-after-epoch needs --save PATH, or the training stopped is lost";
+  return "";
 }
 
 } // namespace
@@ -127,13 +206,51 @@ int main(int argc, char **argv) {
   app.add_option("FILE", opt.file, "the .nn file to compile")->required();
   app.add_flag("--check", opt.check,
                "check the file and print the model summary (the default action)");
-  app.add_option("--emit", opt.emit, "print a stage's output and stop: ast, graph, grad, loops or llvm")
-      ->check(CLI::IsMember({"ast", "graph", "grad", "loops", "llvm"}))
+  app.add_option("--emit", opt.emit, "print a stage's output and stop: ast, graph, grad, loops, llvm or dot")
+      ->check(CLI::IsMember({"ast", "graph", "grad", "loops", "llvm", "dot"}))
       ->type_name("STAGE");
   app.add_option("--color", opt.color, "color diagnostics: auto, always or never")
       ->check(CLI::IsMember({"auto", "always", "never"}))
       ->type_name("WHEN")
       ->capture_default_str();
+  app.add_flag("--train", opt.train,
+               "train the model on its data for the declared epochs, reporting each epoch");
+  app.add_flag("--eval", opt.eval,
+               "evaluate --weights on the test set: loss, accuracy, confusion matrix");
+  app.add_option("--predict", opt.run.image,
+                 "classify one image (IDX, PGM or PNG) with --weights: class probabilities")
+      ->type_name("IMAGE");
+  app.add_option("--weights", opt.run.weights, "a checkpoint to --eval or --predict with")
+      ->type_name("PATH");
+  app.add_option("--data", opt.run.dataDir,
+                 "the directory of MNIST-format IDX files (default: the data block's path)")
+      ->type_name("DIR");
+  app.add_option("--epochs", opt.epochs, "train for N epochs instead of the declared number")
+      ->check(CLI::Range(int64_t(1), int64_t(1000000)))
+      ->type_name("N");
+  app.add_option("--batch", opt.batch, "examples per step instead of the declared batch")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40))
+      ->type_name("N");
+  app.add_option("--lr", opt.run.lr, "the optimizer's base learning rate instead of its lr")
+      ->check(CLI::Range(0.0, 1e6))
+      ->type_name("X");
+  app.add_option("--seed", opt.seed, "the random seed instead of the declared one")
+      ->check(CLI::Range(int64_t(0), std::numeric_limits<int64_t>::max()))
+      ->type_name("N");
+  app.add_option("--threads", opt.threads, "threads to compute with (default: every core)")
+      ->check(CLI::Range(1, 1024))
+      ->type_name("N");
+  app.add_flag("--json", opt.run.json, "write results as JSON Lines on stdout");
+  app.add_option("--save", opt.run.save, "save a checkpoint (safetensors) after every epoch")
+      ->type_name("PATH");
+  app.add_option("--resume", opt.run.resume, "continue training from a checkpoint")
+      ->type_name("PATH");
+  app.add_option("--stop-after-epoch", opt.run.stopAfterEpoch,
+                 "save and stop after epoch K (the schedule keeps the declared epochs)")
+      ->check(CLI::Range(int64_t(1), int64_t(1000000)))
+      ->type_name("K");
+  app.add_option("--plot", opt.run.plot, "draw loss and accuracy per epoch as an SVG file")
+      ->type_name("FILE");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &e) {
@@ -145,6 +262,12 @@ int main(int argc, char **argv) {
     std::cerr << "Run 'nnc --help' for the options.\n";
     return 2;
   }
+  if (std::string problem = usageProblem(opt); !problem.empty()) {
+    std::cerr << problem << "\nRun 'nnc --help' for the options.\n";
+    return 2;
+  }
+  if (opt.threads > 0)
+    nnc_set_threads(opt.threads);
   try {
     return run(opt);
   } catch (const std::exception &e) {

@@ -777,6 +777,16 @@ int64_t Model::paramCount() const {
   return n;
 }
 
+int64_t Model::widestValue() const {
+  int64_t widest = 1;
+  for (const ModelValue &v : values)
+    if (std::optional<int64_t> e = v.shape.elementsPerExample())
+      widest = std::max(widest, *e);
+  return widest;
+}
+
+int64_t Model::maxBatch() const { return kMaxBatchElements / widestValue(); }
+
 int64_t Model::stateCount() const {
   int64_t n = 0;
   for (const Layer &layer : layers)

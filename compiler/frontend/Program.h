@@ -42,6 +42,9 @@ struct Layer {
   SourceLoc loc;
 };
 
+/// The most numbers a batch's tensor may hold: 2^40, as every size.
+constexpr int64_t kMaxBatchElements = int64_t(1) << 40;
+
 struct Model {
   std::string name;
   SourceLoc loc;
@@ -54,6 +57,10 @@ struct Model {
   int64_t paramCount() const;
   /// Elements of non-trainable state (running statistics).
   int64_t stateCount() const;
+  /// The most numbers any value holds per example.
+  int64_t widestValue() const;
+  /// The largest batch for which no tensor exceeds kMaxBatchElements.
+  int64_t maxBatch() const;
 };
 
 /// An op or setting applied with resolved attributes: `adam(lr=0.001, …)`.

@@ -516,18 +516,14 @@ private:
   /// A batch's tensors must stay within 2^40 numbers, as every size does.
   bool checkBatchFits(const Model &model, int64_t batch, const ResolvedItem *item,
                       const ConfigDecl &decl) {
-    constexpr int64_t kMaxElements = int64_t(1) << 40;
-    int64_t widest = 1;
-    for (const ModelValue &v : model.values)
-      if (std::optional<int64_t> e = v.shape.elementsPerExample())
-        widest = std::max(widest, *e);
-    if (batch <= kMaxElements / widest)
+    if (batch <= model.maxBatch())
       return true;
+    int64_t widest = model.widestValue();
     diag_.error(item ? item->loc : decl.keyword.loc,
                 "batch " + withThousands(batch) + " is too large for model '" + model.name +
                     "': its widest value holds " + withThousands(widest) +
                     " numbers per example, and no tensor may hold more than 2^40",
-                "use a batch of at most " + withThousands(kMaxElements / widest));
+                "use a batch of at most " + withThousands(model.maxBatch()));
     return false;
   }
 

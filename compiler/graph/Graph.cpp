@@ -160,4 +160,72 @@ void printGraph(const Graph &g, const SourceManager &sources, std::ostream &out)
   out << "  return " << outs << "\n}\n";
 }
 
+namespace {
+
+/// `s` as a Graphviz string literal's contents.
+std::string dotEscape(const std::string &s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+} // namespace
+
+void printDot(const Graph &g, std::ostream &out) {
+  out << "digraph \"" << dotEscape(g.name) << "\" {\n"
+      << "  rankdir=TB;\n"
+      << "  node [shape=box, style=\"rounded,filled\", fillcolor=\"#eef3fb\", "
+         "color=\"#4a6fa5\", fontname=\"Helvetica\", fontsize=11];\n"
+      << "  edge [color=\"#555555\", fontname=\"Helvetica\", fontsize=9];\n";
+  // Inputs and labels are ellipses; each node is a box naming its layer and
+  // op, with its attributes and the parameters it owns; edges carry shapes.
+  for (size_t i = 0; i < g.values.size(); ++i) {
+    const Value &v = g.values[i];
+    if (v.kind == ValueKind::Input || v.kind == ValueKind::Label)
+      out << fmt::format("  v{} [label=\"{}\\n{}\", shape=ellipse, fillcolor=\"#fdf3e1\", "
+                         "color=\"#b7791f\"];\n",
+                         i, dotEscape(v.name), dotEscape(typeOf(v)));
+  }
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const Node &n = g.nodes[k];
+    std::string label = dotEscape(n.layer.empty() ? g.value(n.output).name : n.layer) + ": " +
+                        dotEscape(n.op->name);
+    if (std::string attrs = n.attrs.str(); !attrs.empty())
+      label += "\\n" + dotEscape(attrs);
+    for (size_t j = n.dataInputs; j < n.inputs.size(); ++j) {
+      const Value &p = g.value(n.inputs[j]);
+      if (p.kind == ValueKind::Param || p.kind == ValueKind::State)
+        label += "\\n" + dotEscape(p.name) + " " + dotEscape(p.shape.str());
+    }
+    out << fmt::format("  n{} [label=\"{}\"];\n", k, label);
+  }
+  auto source = [&](ValueId id) {
+    const Value &v = g.value(id);
+    return v.kind == ValueKind::Computed ? fmt::format("n{}", v.node) : fmt::format("v{}", id);
+  };
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const Node &n = g.nodes[k];
+    for (size_t j = 0; j < n.inputs.size(); ++j) {
+      const Value &v = g.value(n.inputs[j]);
+      if (v.kind == ValueKind::Param || v.kind == ValueKind::State)
+        continue;
+      out << fmt::format("  {} -> n{} [label=\" {}\"];\n", source(n.inputs[j]), k,
+                         dotEscape(v.shape.str()));
+    }
+  }
+  for (size_t o = 0; o < g.outputs.size(); ++o) {
+    const Value &v = g.value(g.outputs[o]);
+    out << fmt::format("  out{} [label=\"output\\n{}\", shape=ellipse, fillcolor=\"#e6f4ea\", "
+                       "color=\"#2f855a\"];\n",
+                       o, dotEscape(typeOf(v)));
+    out << fmt::format("  {} -> out{} [label=\" {}\"];\n", source(g.outputs[o]), o,
+                       dotEscape(v.shape.str()));
+  }
+  out << "}\n";
+}
+
 } // namespace nnc

@@ -95,6 +95,10 @@ std::string verifyGraph(const Graph &graph);
 
 /// `--emit=graph`: one line per value and node.
 void printGraph(const Graph &graph, const SourceManager &sources, std::ostream &out);
+/// `--emit=dot`: the graph for Graphviz (`dot -Tsvg`): inputs and outputs as
+/// ellipses, one box per node with its layer, op, attributes and parameters,
+/// edges labelled with the shapes that flow.
+void printDot(const Graph &graph, std::ostream &out);
 
 const char *describe(DType dtype);
 

@@ -1,0 +1,86 @@
+// Process.h — running nnc as a process in the CLI tests: both streams
+// captured, the exit status decoded, scratch directories cleaned up.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <vector>
+#include <cstdio>
+#include <fcntl.h>
+#include <fstream>
+#include <spawn.h>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+namespace nnc_test {
+
+struct Run {
+  int status = -1;
+  std::string out, err;
+  double seconds = 0;
+};
+
+inline std::string slurp(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// A scratch directory removed at the end of the test.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/nnc-cli-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+  std::string write(const std::string &name, const std::string &text) const {
+    std::string p = path + "/" + name;
+    std::ofstream(p, std::ios::binary) << text;
+    return p;
+  }
+};
+
+/// Runs nnc with `args` in directory `cwd`, capturing both streams.
+inline Run nnc(std::vector<std::string> args, const std::string &cwd = ".") {
+  TempDir io;
+  std::string outPath = io.path + "/out", errPath = io.path + "/err";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, outPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  posix_spawn_file_actions_addopen(&actions, 2, errPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  std::string binary = NNC_BINARY;
+  std::string script = "cd '" + cwd + "' && exec \"$0\" \"$@\"";
+  std::vector<std::string> argv{"/bin/sh", "-c", script, binary};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char *> cargv;
+  for (std::string &a : argv)
+    cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  auto start = std::chrono::steady_clock::now();
+  pid_t pid = 0;
+  Run run;
+  REQUIRE(posix_spawn(&pid, "/bin/sh", &actions, nullptr, cargv.data(), environ) == 0);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  posix_spawn_file_actions_destroy(&actions);
+  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  run.out = slurp(outPath);
+  run.err = slurp(errPath);
+  return run;
+}
+
+} // namespace nnc_test
+
+using namespace nnc_test;
