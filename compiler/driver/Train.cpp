@@ -470,6 +470,15 @@ int trainCommand(const Program &program, const RunOptions &options, Diag &diag) 
     std::cerr << fmt::format("resuming from {} after epoch {} (step {})\n", options.resume,
                              progress.epoch, withThousands(progress.step));
   }
+  if (program.data.validation > 0 && validation.examples() == 0)
+    std::cerr << fmt::format("warning: validation {} of {} images holds out none; no "
+                             "validation set is reported\n",
+                             program.data.validation, withThousands(data.train.count));
+  if (progress.epoch >= epochs) {
+    std::cerr << fmt::format("{} has finished all {} epochs; there is nothing left to train\n",
+                             options.resume, epochs);
+    return 0;
+  }
   std::cerr << fmt::format("training {} on {} images ({} for validation), testing on {}; "
                            "{} steps of {} per epoch; compiled in {:.0f} ms\n",
                            program.model.name, withThousands(training.examples()),

@@ -181,6 +181,10 @@ TEST_CASE("stopping after epoch K and resuming ends byte-identical to an uninter
     CHECK(slurp(part) == slurp(full));
     CHECK(withoutTimings(first.out + rest.out) == withoutTimings(whole.out));
   }
+  Run done = nnc({kMnist, "--train", "--data", kSlice, "--resume", full});
+  CHECK(done.status == 0);
+  CHECK(done.err.find("has finished all 10 epochs; there is nothing left to train") !=
+        std::string::npos);
 }
 
 TEST_CASE("one and two threads train to the same bytes") {
