@@ -12,6 +12,8 @@
 #include "ops/OpTable.h"
 #include "support/Source.h"
 
+#include "Compiled.h"
+
 #include <cstdint>
 #include <ostream>
 #include <set>
@@ -24,12 +26,13 @@ using ValueId = int;
 
 // Names of values the compiler makes. They contain characters no name in a
 // .nn file can, so they never collide with the user's.
-inline const std::string kLabelsName = "@labels";      ///< a loss graph's labels
-inline const std::string kLossName = "@loss";          ///< a loss graph's loss
-inline const std::string kStepName = "@step";          ///< step graphs' scalar inputs
-inline const std::string kStepsPerEpochName = "@steps_per_epoch";
-inline const std::string kBaseLrName = "@base_lr";
-inline const std::string kLrName = "@lr";              ///< the learning rate a step used
+// The names the runtime (runtime/Compiled.h) finds these buffers by.
+inline const std::string kLabelsName = nnc_rt::kLabelsBuffer; ///< a loss graph's labels
+inline const std::string kLossName = nnc_rt::kLossBuffer;     ///< a loss graph's loss
+inline const std::string kStepName = nnc_rt::kStepBuffer;     ///< step graphs' scalar inputs
+inline const std::string kStepsPerEpochName = nnc_rt::kStepsPerEpochBuffer;
+inline const std::string kBaseLrName = nnc_rt::kBaseLrBuffer;
+inline const std::string kLrName = nnc_rt::kLrBuffer; ///< the learning rate a step used
 /// The gradient of value `name`: `d:fc1.weight`.
 inline std::string gradName(const std::string &name) { return "d:" + name; }
 

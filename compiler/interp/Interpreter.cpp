@@ -2,6 +2,8 @@
 // reference kernels. Plain and slow on purpose: it is the oracle.
 #include "interp/Interpreter.h"
 
+#include "Training.h"
+
 #include "Random.h"
 
 #include <stdexcept>
@@ -18,20 +20,11 @@ std::vector<int64_t> concreteDims(const Shape &shape, int64_t batch) {
 
 Tensor initialValue(const Value &value, uint64_t seed) {
   Tensor t(value.shape.dims);
-  switch (value.init.kind) {
-  case Initializer::Kind::Zeros:
-    break;
-  case Initializer::Kind::Ones:
-    std::fill(t.data.begin(), t.data.end(), 1.0);
-    break;
-  case Initializer::Kind::Uniform: {
-    uint64_t stream = nnc_rt::streamId("init/" + value.name);
-    float bound = static_cast<float>(value.init.bound);
-    for (size_t i = 0; i < t.size(); ++i)
-      t[i] = nnc_rt::uniformIn(seed, stream, i, -bound, bound);
-    break;
-  }
-  }
+  std::vector<float> values(t.size());
+  nnc_rt::initialize(value.init.runtime(), value.name, seed, values.data(),
+                     static_cast<int64_t>(values.size()));
+  for (size_t i = 0; i < values.size(); ++i)
+    t[i] = values[i];
   return t;
 }
 

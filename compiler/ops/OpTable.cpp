@@ -5,6 +5,8 @@
 // says what to do instead.
 #include "ops/OpTable.h"
 
+#include "Training.h"
+
 #include <cmath>
 #include <tuple>
 
@@ -481,6 +483,23 @@ std::vector<OpDef> buildTable() {
 }
 
 } // namespace
+
+nnc_rt::Init Initializer::runtime() const {
+  nnc_rt::Init init;
+  init.bound = bound;
+  switch (kind) {
+  case Kind::Zeros:
+    init.kind = nnc_rt::Init::Kind::Zeros;
+    break;
+  case Kind::Ones:
+    init.kind = nnc_rt::Init::Kind::Ones;
+    break;
+  case Kind::Uniform:
+    init.kind = nnc_rt::Init::Kind::Uniform;
+    break;
+  }
+  return init;
+}
 
 std::string Initializer::str() const {
   switch (kind) {

@@ -17,6 +17,10 @@
 #include <variant>
 #include <vector>
 
+namespace nnc_rt {
+struct Init;
+}
+
 namespace nnc {
 
 /// What kind of thing an op is, for the front end.
@@ -46,6 +50,8 @@ struct Initializer {
   enum class Kind { Zeros, Ones, Uniform } kind = Kind::Zeros;
   double bound = 0; ///< Uniform: U(-bound, bound)
   std::string str() const;
+  /// The same, as the runtime (runtime/Training.h) draws it.
+  nnc_rt::Init runtime() const;
 };
 
 /// A tensor an op owns, e.g. dense's `weight` [out, in].

@@ -1,0 +1,76 @@
+// Compiled.h — a compiled function with the memory it runs in: its inputs,
+// parameters and state (with a second copy for their next values), outputs,
+// and one arena for every temporary, all allocated once.
+//
+// The JIT (compiler/codegen/Runner.h describes its functions this way) and
+// emitted programs (a generated table) share it.
+//
+// C++17 and the standard library only: --emit-cpp copies this file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace nnc_rt {
+
+// The scalar and label buffers of train_step, by name.
+inline const char *const kLabelsBuffer = "@labels";
+inline const char *const kLossBuffer = "@loss";
+inline const char *const kStepBuffer = "@step";
+inline const char *const kStepsPerEpochBuffer = "@steps_per_epoch";
+inline const char *const kBaseLrBuffer = "@base_lr";
+inline const char *const kLrBuffer = "@lr";
+
+/// A compiled step or prediction: `void f(float **buffers, int64_t N)`.
+using StepFunction = void (*)(float **buffers, int64_t batch);
+
+/// One buffer of a compiled function, in the order it receives them.
+struct BufferSpec {
+  enum class Kind { Input, Param, Output, Temp };
+  std::string name;
+  Kind kind = Kind::Input;
+  int64_t perExample = 0; ///< elements, times N when batched
+  bool batched = false;
+  bool i64 = false;       ///< labels; every other buffer holds f32
+  int64_t offset = -1;    ///< Temp: where it lives in the arena, in elements
+  int updates = -1;       ///< Output: the Param it is the next value of
+
+  int64_t elements(int64_t n) const { return batched ? perExample * n : perExample; }
+};
+
+class Runner {
+public:
+  /// Allocates every buffer (zeroed, 64-byte aligned) for batches up to
+  /// `capacity`, temporaries in one arena of `arenaElements`.
+  Runner(std::vector<BufferSpec> buffers, int64_t arenaElements, int64_t capacity,
+         StepFunction fn);
+  ~Runner();
+  Runner(const Runner &) = delete;
+  Runner &operator=(const Runner &) = delete;
+
+  /// The f32 buffer called `name` (an input, parameter, state or output), or
+  /// null. A parameter's pointer changes after each run (see run()).
+  float *data(const std::string &name);
+  /// The i64 buffer called `name` (labels), or null.
+  int64_t *labels(const std::string &name);
+  /// Elements of buffer `name` for a batch of `n`; 0 if there is none.
+  int64_t elements(const std::string &name, int64_t n) const;
+  int64_t capacity() const { return capacity_; }
+
+  /// Runs on a batch of `n` (1 <= n <= capacity). Afterwards each parameter
+  /// or state buffer and the output holding its next value trade places, so
+  /// data(parameter) is the updated value.
+  void run(int64_t n);
+
+private:
+  int find(const std::string &name) const;
+
+  std::vector<BufferSpec> buffers_;
+  int64_t capacity_;
+  StepFunction fn_;
+  std::vector<void *> pointers_; ///< what the function receives
+  std::vector<void *> owned_;    ///< every allocation, freed at the end
+};
+
+} // namespace nnc_rt

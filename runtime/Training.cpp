@@ -1,0 +1,798 @@
+// Training.cpp — the training driver shared by nnc and emitted programs.
+#include "Training.h"
+
+#include "Checkpoint.h"
+#include "Image.h"
+#include "Plot.h"
+#include "Random.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <stdexcept>
+#include <sys/stat.h>
+
+namespace nnc_rt {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 1, 2)))
+#endif
+std::string format(const char *pattern, ...) {
+  va_list args;
+  va_start(args, pattern);
+  char small[512];
+  va_list copy;
+  va_copy(copy, args);
+  int n = std::vsnprintf(small, sizeof small, pattern, copy);
+  va_end(copy);
+  std::string out;
+  if (n < 0) {
+    out = pattern;
+  } else if (static_cast<size_t>(n) < sizeof small) {
+    out.assign(small, static_cast<size_t>(n));
+  } else {
+    out.resize(static_cast<size_t>(n) + 1);
+    std::vsnprintf(out.data(), out.size(), pattern, args);
+    out.resize(static_cast<size_t>(n));
+  }
+  va_end(args);
+  return out;
+}
+
+/// The shortest decimal that reads back as `v` (JSON: null if not finite).
+std::string json(double v) {
+  if (!std::isfinite(v))
+    return "null";
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+std::string json(float v) {
+  if (!std::isfinite(v))
+    return "null";
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+/// `s` as a JSON string literal.
+std::string jsonString(const std::string &s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      out += format("\\u%04x", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string percent(double v) { return format("%.2f%%", 100 * v); }
+
+std::string dimsText(const std::vector<int64_t> &dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+bool exists(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+/// The file loadMnist read: DIR/NAME, or DIR/NAME.gz when only that exists.
+std::string idxFile(const std::string &dir, const std::string &name) {
+  std::string raw = dir + "/" + name;
+  return exists(raw) || !exists(raw + ".gz") ? raw : raw + ".gz";
+}
+
+/// `bn.running_mean` → `bn`, for PyTorch's `bn.num_batches_tracked`; "" otherwise.
+std::string batchnormOf(const StateTensor &t) {
+  const std::string tail = ".running_mean";
+  if (t.kind != StateTensor::Kind::Running || t.name.size() <= tail.size() ||
+      t.name.compare(t.name.size() - tail.size(), tail.size(), tail) != 0)
+    return "";
+  return t.name.substr(0, t.name.size() - tail.size());
+}
+
+bool parseCount(const std::map<std::string, std::string> &metadata, const char *key,
+                int64_t &out) {
+  auto it = metadata.find(key);
+  if (it == metadata.end() || it->second.empty() || it->second.size() > 18)
+    return false;
+  int64_t v = 0;
+  for (char c : it->second) {
+    if (c < '0' || c > '9')
+      return false;
+    v = v * 10 + (c - '0');
+  }
+  out = v;
+  return true;
+}
+
+std::vector<TensorSpec> checkpointSpec(const Model &m, bool withOptimizer) {
+  std::vector<TensorSpec> spec;
+  for (const StateTensor &t : m.state) {
+    if (t.kind == StateTensor::Kind::Optimizer && !withOptimizer)
+      continue;
+    spec.push_back({t.checkpointName, DType::F32, t.shape});
+    if (std::string bn = batchnormOf(t); !bn.empty())
+      spec.push_back({bn + ".num_batches_tracked", DType::I64, {}});
+  }
+  return spec;
+}
+
+// ---------------------------------------------------------------- data ----
+
+struct Data {
+  Dataset train, test;
+  Split split;
+};
+
+/// Whether rows × cols images are what the model takes: [1, rows, cols],
+/// [rows, cols] or [rows · cols].
+bool inputFits(const std::vector<int64_t> &dims, int64_t rows, int64_t cols) {
+  return dims == std::vector<int64_t>{1, rows, cols} || dims == std::vector<int64_t>{rows, cols} ||
+         dims == std::vector<int64_t>{rows * cols};
+}
+
+/// Reports data whose images or labels the model cannot take.
+bool checkAgainstModel(const Model &m, const Dataset &set, const std::string &dir, bool train,
+                       const ErrorFn &error) {
+  const std::string prefix = train ? "train" : "t10k";
+  ImageSize size = outputSize(m.data, set.rows, set.cols);
+  if (!inputFits(m.inputDims, size.rows, size.cols)) {
+    bool cropped = m.data.augment.cropSize > 0;
+    error(Culprit::Input,
+          "model '" + m.name + "' takes " + dimsText(m.inputDims) + " per example, but " +
+              idxFile(dir, prefix + "-images-idx3-ubyte") + " holds " + std::to_string(set.rows) +
+              "×" + std::to_string(set.cols) + " images" +
+              (cropped ? " (" + std::to_string(size.rows) + "×" + std::to_string(size.cols) +
+                             " after the crop)"
+                       : ""),
+          "declare the input as [1, " + std::to_string(size.rows) + ", " +
+              std::to_string(size.cols) + "] or point the data at images of the model's size");
+    return false;
+  }
+  for (int64_t i = 0; i < set.count; ++i) {
+    int64_t label = set.labels[static_cast<size_t>(i)];
+    if (label < m.classes)
+      continue;
+    error(Culprit::Output,
+          idxFile(dir, prefix + "-labels-idx1-ubyte") + ": label " + std::to_string(label) +
+              " of example " + withThousands(i) + " is not a class of model '" + m.name +
+              "', whose output has " + std::to_string(m.classes) + " classes (0 to " +
+              std::to_string(m.classes - 1) + ")",
+          "make the last layer as wide as the number of classes in the data");
+    return false;
+  }
+  return true;
+}
+
+/// Loads and checks the data. `needTrain` false loads the test split only.
+bool loadData(const Model &m, const RunOptions &options, bool needTrain, Data &data,
+              const ErrorFn &error) {
+  if (options.dataDir.empty()) {
+    error(Culprit::DataBlock, "there is no data to run on: the program names no data directory",
+          "add `path \"DIR\"` to a data block, or pass --data DIR");
+    return false;
+  }
+  const std::string &dir = options.dataDir;
+  auto fail = [&](const std::string &why) {
+    error(m.hasDataPath ? Culprit::DataPath : Culprit::None,
+          (m.hasDataPath ? "cannot read the data: " : "cannot read the data given by --data: ") +
+              why,
+          "scripts/get-mnist.sh DIR puts MNIST in DIR; --data DIR reads another directory");
+    return false;
+  };
+  std::string why;
+  if (needTrain && !loadMnist(dir, true, data.train, why))
+    return fail(why);
+  if (!loadMnist(dir, false, data.test, why))
+    return fail(why);
+  for (const Dataset *set : {&data.train, &data.test}) {
+    if (set == &data.train && !needTrain)
+      continue;
+    std::string problem = checkDataOptions(m.data, *set);
+    if (!problem.empty()) {
+      error(Culprit::DataBlock, problem + " (" + dir + ")", "");
+      return false;
+    }
+    if (!checkAgainstModel(m, *set, dir, set == &data.train, error))
+      return false;
+  }
+  if (needTrain)
+    data.split = splitValidation(data.train.count, m.data.validationFraction, m.data.seed);
+  return true;
+}
+
+std::vector<int64_t> everyExample(const Dataset &set) {
+  std::vector<int64_t> all(static_cast<size_t>(set.count));
+  for (size_t i = 0; i < all.size(); ++i)
+    all[i] = static_cast<int64_t>(i);
+  return all;
+}
+
+// ------------------------------------------------------------- metrics ----
+
+/// Loss and accuracy over a set of examples.
+struct Metrics {
+  double lossSum = 0;
+  int64_t correct = 0, count = 0;
+  std::vector<int64_t> confusion; ///< classes × classes (true row, predicted column), if asked
+
+  double loss() const { return count ? lossSum / static_cast<double>(count) : std::nan(""); }
+  double accuracy() const {
+    return count ? static_cast<double>(correct) / static_cast<double>(count) : std::nan("");
+  }
+};
+
+/// The class with the largest output (the first of equals); -1 if any is NaN.
+int64_t argmax(const float *row, int64_t classes) {
+  int64_t best = 0;
+  for (int64_t j = 0; j < classes; ++j) {
+    if (std::isnan(row[j]))
+      return -1;
+    if (row[j] > row[best])
+      best = j;
+  }
+  return best;
+}
+
+void countCorrect(const float *logits, const int64_t *labels, int64_t n, int64_t classes,
+                  Metrics &m) {
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t predicted = argmax(logits + i * classes, classes);
+    m.correct += predicted == labels[i];
+    if (!m.confusion.empty() && predicted >= 0)
+      ++m.confusion[static_cast<size_t>(labels[i] * classes + predicted)];
+  }
+  m.count += n;
+}
+
+/// The loss of each example, summed, in double: as the compiled loss
+/// computes the batch mean (cross_entropy: log-sum-exp minus the label's
+/// output; mse: the mean square distance from the one-hot label).
+double lossSum(const std::string &loss, const float *logits, const int64_t *labels, int64_t n,
+               int64_t classes) {
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float *row = logits + i * classes;
+    if (loss == "cross_entropy") {
+      double top = row[0];
+      for (int64_t j = 1; j < classes; ++j)
+        top = std::max(top, double(row[j]));
+      double sum = 0;
+      for (int64_t j = 0; j < classes; ++j)
+        sum += std::exp(double(row[j]) - top);
+      total += top + std::log(sum) - row[labels[i]];
+    } else {
+      double sq = 0;
+      for (int64_t j = 0; j < classes; ++j) {
+        double d = row[j] - (j == labels[i] ? 1.0 : 0.0);
+        sq += d * d;
+      }
+      total += sq / static_cast<double>(classes);
+    }
+  }
+  return total;
+}
+
+/// Runs predict over every batch of `source` (evaluation sources neither
+/// shuffle nor augment, so the epoch does not matter).
+Metrics evaluateOn(Session &s, const BatchSource &source, bool confusion) {
+  const Model &model = s.model();
+  Metrics m;
+  if (confusion)
+    m.confusion.assign(static_cast<size_t>(model.classes * model.classes), 0);
+  Runner &r = s.predict();
+  float *x = r.data(model.input);
+  std::vector<int64_t> labels(static_cast<size_t>(source.batchSize()));
+  for (int64_t b = 0; b < source.batches(); ++b) {
+    int64_t n = source.batchExamples(b);
+    source.fill(0, b, x, labels.data());
+    r.run(n);
+    const float *logits = r.data(model.logits);
+    m.lossSum += lossSum(model.loss, logits, labels.data(), n, model.classes);
+    countCorrect(logits, labels.data(), n, model.classes, m);
+  }
+  return m;
+}
+
+// ------------------------------------------------------------ reporting ---
+
+/// What one epoch measured.
+struct EpochReport {
+  int64_t epoch = 0;
+  Metrics train, val, test;
+  bool hasVal = false;
+  float lr = 0; ///< the step's learning rate, as the compiled step computed it
+  double seconds = 0;
+};
+
+void printEpoch(const EpochReport &r, int64_t epochs, bool jsonLines) {
+  double imagesPerS = r.seconds > 0 ? static_cast<double>(r.train.count) / r.seconds : 0;
+  int width = static_cast<int>(std::to_string(epochs).size());
+  std::string line = format("epoch %*lld/%lld  train loss %.4f acc %s", width,
+                            static_cast<long long>(r.epoch), static_cast<long long>(epochs),
+                            r.train.loss(), percent(r.train.accuracy()).c_str());
+  if (r.hasVal)
+    line += format("  val loss %.4f acc %s", r.val.loss(), percent(r.val.accuracy()).c_str());
+  line += format("  test loss %.4f acc %s  lr %.3g  %.2f s  %s img/s", r.test.loss(),
+                 percent(r.test.accuracy()).c_str(), double(r.lr), r.seconds,
+                 withThousands(static_cast<int64_t>(imagesPerS)).c_str());
+  std::cerr << line << std::endl;
+  if (jsonLines) {
+    std::cout << "{\"epoch\": " << r.epoch << ", \"train_loss\": " << json(r.train.loss())
+              << ", \"train_acc\": " << json(r.train.accuracy())
+              << ", \"val_loss\": " << (r.hasVal ? json(r.val.loss()) : "null")
+              << ", \"val_acc\": " << (r.hasVal ? json(r.val.accuracy()) : "null")
+              << ", \"test_loss\": " << json(r.test.loss())
+              << ", \"test_acc\": " << json(r.test.accuracy()) << ", \"lr\": " << json(r.lr)
+              << ", \"seconds\": " << json(r.seconds)
+              << ", \"images_per_s\": " << json(imagesPerS) << "}" << std::endl;
+  }
+}
+
+/// The live line on a terminal: batch n/N, running loss, time left.
+class ProgressLine {
+public:
+  ProgressLine(bool enabled, int64_t epoch, int64_t epochs, int64_t batches)
+      : enabled_(enabled), epoch_(epoch), epochs_(epochs), batches_(batches),
+        start_(Clock::now()), last_(start_) {}
+  ~ProgressLine() { clear(); }
+  ProgressLine(const ProgressLine &) = delete;
+  ProgressLine &operator=(const ProgressLine &) = delete;
+
+  void update(int64_t done, double runningLoss) {
+    if (!enabled_)
+      return;
+    Clock::time_point now = Clock::now();
+    if (done < batches_ && now - last_ < std::chrono::milliseconds(100))
+      return;
+    last_ = now;
+    double elapsed = std::chrono::duration<double>(now - start_).count();
+    double left = done > 0 ? elapsed * static_cast<double>(batches_ - done) /
+                                 static_cast<double>(done)
+                           : 0;
+    constexpr int kWidth = 24;
+    int filled = static_cast<int>(kWidth * done / std::max<int64_t>(batches_, 1));
+    std::string bar(static_cast<size_t>(filled), '=');
+    if (filled < kWidth)
+      bar += '>' + std::string(static_cast<size_t>(kWidth - filled - 1), ' ');
+    std::cerr << format("\r\033[Kepoch %lld/%lld [%s] %lld/%lld  loss %.4f  ETA %.0f s",
+                        static_cast<long long>(epoch_), static_cast<long long>(epochs_),
+                        bar.c_str(), static_cast<long long>(done),
+                        static_cast<long long>(batches_), runningLoss, left)
+              << std::flush;
+    shown_ = true;
+  }
+  void clear() {
+    if (shown_)
+      std::cerr << "\r\033[K" << std::flush;
+    shown_ = false;
+  }
+
+private:
+  bool enabled_;
+  int64_t epoch_, epochs_, batches_;
+  Clock::time_point start_, last_;
+  bool shown_ = false;
+};
+
+EpochRecord toRecord(const EpochReport &r) {
+  EpochRecord rec;
+  rec.epoch = r.epoch;
+  rec.train = {r.train.loss(), r.train.accuracy()};
+  if (r.hasVal)
+    rec.val = {r.val.loss(), r.val.accuracy()};
+  rec.test = {r.test.loss(), r.test.accuracy()};
+  return rec;
+}
+
+/// Checks a resumed checkpoint's settings against this run's.
+bool sameRun(const std::map<std::string, std::string> &metadata, const Model &m,
+             const std::string &path, const ErrorFn &error) {
+  for (auto [key, mine] : {std::pair<const char *, int64_t>{"seed", m.seed},
+                          {"batch", m.data.batchSize}}) {
+    auto it = metadata.find(key);
+    if (it != metadata.end() && it->second == std::to_string(mine))
+      continue;
+    std::string theirs = it == metadata.end() ? "none recorded" : it->second;
+    error(Culprit::None,
+          path + ": the checkpoint was trained with " + key + " " + theirs +
+              ", but this run uses " + key + " " + std::to_string(mine),
+          "resume with the settings the checkpoint was made with (--" + std::string(key) + " " +
+              theirs + ")");
+    return false;
+  }
+  return true;
+}
+
+} // namespace
+
+std::string withThousands(int64_t n) {
+  std::string digits = std::to_string(n);
+  bool negative = !digits.empty() && digits[0] == '-';
+  if (negative)
+    digits.erase(0, 1);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0)
+      out += ',';
+    out += digits[i];
+  }
+  return negative ? "-" + out : out;
+}
+
+void initialize(const Init &init, const std::string &name, uint64_t seed, float *out,
+                int64_t n) {
+  switch (init.kind) {
+  case Init::Kind::Zeros:
+    std::fill(out, out + n, 0.0f);
+    break;
+  case Init::Kind::Ones:
+    std::fill(out, out + n, 1.0f);
+    break;
+  case Init::Kind::Uniform: {
+    uint64_t stream = streamId("init/" + name);
+    float bound = static_cast<float>(init.bound);
+    for (int64_t i = 0; i < n; ++i)
+      out[i] = uniformIn(seed, stream, static_cast<uint64_t>(i), -bound, bound);
+    break;
+  }
+  }
+}
+
+// -------------------------------------------------------------- Session ---
+
+Session::Session(Model model, Runner &step, Runner &predict)
+    : model_(std::move(model)), step_(step), predict_(predict) {
+  // Checkpoints list the weights first, as PyTorch's state_dict does.
+  std::stable_sort(model_.state.begin(), model_.state.end(),
+                   [](const StateTensor &a, const StateTensor &b) { return a.kind < b.kind; });
+  for (const StateTensor &t : model_.state) {
+    float *p = step_.data(t.name);
+    if (p == nullptr || step_.elements(t.name, 1) != t.elements)
+      throw std::logic_error("internal error: train_step has no buffer of " +
+                             std::to_string(t.elements) + " numbers for " + t.name);
+    initialize(t.init, t.name, static_cast<uint64_t>(model_.seed), p, t.elements);
+  }
+  syncPredict();
+}
+
+void Session::syncPredict() {
+  for (const StateTensor &t : model_.state) {
+    if (t.kind == StateTensor::Kind::Optimizer)
+      continue;
+    float *to = predict_.data(t.name);
+    if (to == nullptr)
+      continue; // a value training needs and prediction does not
+    std::memcpy(to, step_.data(t.name), static_cast<size_t>(t.elements) * sizeof(float));
+  }
+}
+
+bool Session::save(const std::string &path, const Progress &progress, std::string &error) {
+  std::vector<TensorRef> tensors;
+  const int64_t tracked = progress.step;
+  for (const StateTensor &t : model_.state) {
+    tensors.push_back({t.checkpointName, DType::F32, t.shape, step_.data(t.name)});
+    if (std::string bn = batchnormOf(t); !bn.empty())
+      tensors.push_back({bn + ".num_batches_tracked", DType::I64, {}, &tracked});
+  }
+  std::map<std::string, std::string> metadata = {
+      {"format", "nnc-checkpoint-1"},
+      {"model", model_.name},
+      {"optimizer", model_.optimizer},
+      {"epoch", std::to_string(progress.epoch)},
+      {"step", std::to_string(progress.step)},
+      {"seed", std::to_string(model_.seed)},
+      {"batch", std::to_string(model_.data.batchSize)},
+  };
+  return saveSafetensors(path, tensors, metadata, error);
+}
+
+bool Session::load(const std::string &path, bool withOptimizer, Progress &progress,
+                   std::map<std::string, std::string> &metadata, std::string &error) {
+  Checkpoint ckpt;
+  if (!loadSafetensors(path, ckpt, error))
+    return false;
+  std::vector<TensorSpec> spec = checkpointSpec(model_, withOptimizer);
+  bool ok = true;
+  if (!withOptimizer) {
+    // Weights only: optimizer tensors in the file are allowed and ignored.
+    Checkpoint weights = ckpt;
+    weights.tensors.clear();
+    for (const CheckpointTensor &t : ckpt.tensors)
+      if (t.name.rfind("optimizer.", 0) != 0)
+        weights.tensors.push_back(t);
+    ok = checkpointMatches(weights, spec, error);
+  } else {
+    ok = checkpointMatches(ckpt, spec, error);
+  }
+  auto model = ckpt.metadata.find("model");
+  if (!ok && model != ckpt.metadata.end() && model->second != model_.name)
+    error += " (it was saved from model '" + model->second + "', this is '" + model_.name + "')";
+  if (!ok)
+    return false;
+  metadata = ckpt.metadata;
+  progress = {};
+  if (withOptimizer && (!parseCount(metadata, "epoch", progress.epoch) ||
+                        !parseCount(metadata, "step", progress.step))) {
+    error = path + ": not a checkpoint nnc wrote for training: its metadata has no epoch and "
+                   "step to resume from";
+    return false;
+  }
+  for (const StateTensor &t : model_.state) {
+    if (t.kind == StateTensor::Kind::Optimizer && !withOptimizer)
+      continue;
+    const CheckpointTensor *c = ckpt.find(t.checkpointName);
+    std::memcpy(step_.data(t.name), c->data.data(), c->data.size());
+  }
+  syncPredict();
+  return true;
+}
+
+// --------------------------------------------------------------- --train --
+
+int train(Session &session, const RunOptions &options, const ErrorFn &error) {
+  const Model &model = session.model();
+  Data data;
+  if (!loadData(model, options, true, data, error))
+    return 1;
+  BatchSource training(data.train, data.split.train, model.data, Purpose::Train);
+  BatchSource validation(data.train, data.split.validation, model.data, Purpose::Evaluate);
+  BatchSource test(data.test, everyExample(data.test), model.data, Purpose::Evaluate);
+
+  const int64_t epochs = model.epochs, stepsPerEpoch = training.batches();
+  // The step number reaches the compiled step as a float32, exact to 2^24.
+  if (epochs > (int64_t(1) << 24) / stepsPerEpoch) {
+    error(Culprit::None,
+          format("%lld epochs of %s steps is more than the 16,777,216 steps nnc can count",
+                 static_cast<long long>(epochs), withThousands(stepsPerEpoch).c_str()),
+          "train for fewer epochs or with larger batches");
+    return 1;
+  }
+  Progress progress;
+  if (!options.resume.empty()) {
+    std::map<std::string, std::string> metadata;
+    std::string why;
+    if (!session.load(options.resume, true, progress, metadata, why)) {
+      error(Culprit::None, "cannot resume: " + why, "");
+      return 1;
+    }
+    if (!sameRun(metadata, model, options.resume, error))
+      return 1;
+    if (progress.step != progress.epoch * stepsPerEpoch) {
+      error(Culprit::None,
+            format("%s: the checkpoint is at step %lld of epoch %lld, but epochs here have %lld "
+                   "steps",
+                   options.resume.c_str(), static_cast<long long>(progress.step),
+                   static_cast<long long>(progress.epoch), static_cast<long long>(stepsPerEpoch)),
+            "resume with the data the checkpoint was trained on");
+      return 1;
+    }
+    std::cerr << format("resuming from %s after epoch %lld (step %s)\n", options.resume.c_str(),
+                        static_cast<long long>(progress.epoch),
+                        withThousands(progress.step).c_str());
+  }
+  if (model.data.validationFraction > 0 && validation.examples() == 0)
+    std::cerr << format("warning: validation %g of %s images holds out none; no validation set "
+                        "is reported\n",
+                        model.data.validationFraction, withThousands(data.train.count).c_str());
+  if (progress.epoch >= epochs) {
+    std::cerr << format("%s has finished all %lld epochs; there is nothing left to train\n",
+                        options.resume.c_str(), static_cast<long long>(epochs));
+    return 0;
+  }
+  std::cerr << format("training %s on %s images (%s for validation), testing on %s; %s steps "
+                      "of %lld per epoch\n",
+                      model.name.c_str(), withThousands(training.examples()).c_str(),
+                      withThousands(validation.examples()).c_str(),
+                      withThousands(test.examples()).c_str(),
+                      withThousands(stepsPerEpoch).c_str(),
+                      static_cast<long long>(model.data.batchSize));
+
+  Runner &step = session.trainStep();
+  float *x = step.data(model.input);
+  int64_t *labels = step.labels(kLabelsBuffer);
+  float *stepNumber = step.data(kStepBuffer);
+  step.data(kStepsPerEpochBuffer)[0] = static_cast<float>(stepsPerEpoch);
+  step.data(kBaseLrBuffer)[0] = static_cast<float>(options.lr ? *options.lr : model.baseLr);
+
+  std::vector<EpochRecord> history;
+  const int64_t lastEpoch =
+      options.stopAfterEpoch > 0 ? std::min(epochs, options.stopAfterEpoch) : epochs;
+  Prefetcher prefetcher(training, progress.epoch, std::max<int64_t>(lastEpoch - progress.epoch, 0));
+  for (int64_t epoch = progress.epoch; epoch < lastEpoch; ++epoch) {
+    EpochReport report;
+    report.epoch = epoch + 1;
+    ProgressLine line(options.progress, epoch + 1, epochs, stepsPerEpoch);
+    Clock::time_point start = Clock::now();
+    for (int64_t b = 0; b < stepsPerEpoch; ++b) {
+      const Batch *batch = prefetcher.next();
+      if (batch == nullptr || batch->epoch != epoch || batch->index != b)
+        throw std::logic_error("internal error: the prefetcher is out of step");
+      const int64_t n = batch->count;
+      std::memcpy(x, batch->images.data(), batch->images.size() * sizeof(float));
+      std::memcpy(labels, batch->labels.data(), batch->labels.size() * sizeof(int64_t));
+      stepNumber[0] = static_cast<float>(progress.step + 1);
+      step.run(n);
+      ++progress.step;
+      double loss = step.data(kLossBuffer)[0];
+      report.lr = step.data(kLrBuffer)[0];
+      if (!std::isfinite(loss)) {
+        line.clear();
+        error(Culprit::Optimizer,
+              format("the loss became %s in epoch %lld, step %s (batch %lld of %lld), at learning "
+                     "rate %.3g",
+                     std::isnan(loss) ? "NaN" : "infinite", static_cast<long long>(epoch + 1),
+                     withThousands(progress.step).c_str(), static_cast<long long>(b + 1),
+                     static_cast<long long>(stepsPerEpoch), double(report.lr)),
+              "training diverged: try a smaller learning rate (--lr), normalized inputs "
+              "(normalize(mean, std) in the data block), or a warm-up schedule");
+        return 1;
+      }
+      report.train.lossSum += loss * static_cast<double>(n);
+      countCorrect(step.data(model.logits), batch->labels.data(), n, model.classes, report.train);
+      line.update(b + 1, report.train.loss());
+    }
+    report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    line.clear();
+    session.syncPredict();
+    if (validation.examples() > 0) {
+      report.hasVal = true;
+      report.val = evaluateOn(session, validation, false);
+    }
+    report.test = evaluateOn(session, test, false);
+    printEpoch(report, epochs, options.json);
+    history.push_back(toRecord(report));
+    progress.epoch = epoch + 1;
+    if (!options.save.empty()) {
+      std::string why;
+      if (!session.save(options.save, progress, why)) {
+        error(Culprit::None, "cannot save the checkpoint: " + why, "");
+        return 1;
+      }
+    }
+    if (!options.plot.empty()) {
+      std::string why;
+      if (!writeCurvesSvg(options.plot, history, model.name + " (" + model.source + ")", why)) {
+        error(Culprit::None, "cannot write the plot: " + why, "");
+        return 1;
+      }
+    }
+  }
+  if (!options.save.empty())
+    std::cerr << "saved " << options.save << " after epoch " << progress.epoch << "\n";
+  if (progress.epoch < epochs)
+    std::cerr << format("stopped after epoch %lld of %lld; --resume %s continues\n",
+                        static_cast<long long>(progress.epoch), static_cast<long long>(epochs),
+                        options.save.empty() ? "CHECKPOINT" : options.save.c_str());
+  return 0;
+}
+
+// ---------------------------------------------------------------- --eval --
+
+int evaluate(Session &session, const RunOptions &options, const ErrorFn &error) {
+  const Model &model = session.model();
+  Data data;
+  if (!loadData(model, options, false, data, error))
+    return 1;
+  Progress progress;
+  std::map<std::string, std::string> metadata;
+  std::string why;
+  if (!session.load(options.weights, false, progress, metadata, why)) {
+    error(Culprit::None, "cannot read the weights: " + why, "");
+    return 1;
+  }
+  BatchSource test(data.test, everyExample(data.test), model.data, Purpose::Evaluate);
+  Metrics m = evaluateOn(session, test, true);
+  const int64_t c = model.classes;
+  std::ostream &out = options.json ? std::cerr : std::cout;
+  out << format("test set: %s images from %s\nloss %.4f  accuracy %s (%s of %s)\n\n",
+                withThousands(m.count).c_str(), options.dataDir.c_str(), m.loss(),
+                percent(m.accuracy()).c_str(), withThousands(m.correct).c_str(),
+                withThousands(m.count).c_str());
+  // The confusion matrix: rows are the true classes, columns the predicted.
+  int width = 5;
+  for (int64_t v : m.confusion)
+    width = std::max(width, static_cast<int>(std::to_string(v).size()) + 1);
+  out << "true \\ predicted\n      ";
+  for (int64_t j = 0; j < c; ++j)
+    out << format("%*lld", width, static_cast<long long>(j));
+  out << "\n";
+  for (int64_t i = 0; i < c; ++i) {
+    out << format("%5lld ", static_cast<long long>(i));
+    for (int64_t j = 0; j < c; ++j)
+      out << format("%*lld", width,
+                    static_cast<long long>(m.confusion[static_cast<size_t>(i * c + j)]));
+    out << "\n";
+  }
+  if (options.json) {
+    std::string rows;
+    for (int64_t i = 0; i < c; ++i) {
+      rows += i ? ", [" : "[";
+      for (int64_t j = 0; j < c; ++j)
+        rows += (j ? ", " : "") + std::to_string(m.confusion[static_cast<size_t>(i * c + j)]);
+      rows += "]";
+    }
+    std::cout << "{\"test_loss\": " << json(m.loss()) << ", \"test_acc\": " << json(m.accuracy())
+              << ", \"images\": " << m.count << ", \"confusion\": [" << rows << "]}" << std::endl;
+  }
+  return 0;
+}
+
+// ------------------------------------------------------------- --predict --
+
+int predict(Session &session, const RunOptions &options, const ErrorFn &error) {
+  const Model &model = session.model();
+  GrayImage image;
+  std::string why;
+  if (!readImage(options.image, image, why)) {
+    error(Culprit::None, why, "");
+    return 1;
+  }
+  if (!inputFits(model.inputDims, image.height, image.width)) {
+    error(Culprit::Input,
+          format("%s: the image is %u×%u (%u wide, %u high), but model '%s' takes %s per example",
+                 options.image.c_str(), image.height, image.width, image.width, image.height,
+                 model.name.c_str(), dimsText(model.inputDims).c_str()),
+          "nnc does not resize images: give it one of the model's size");
+    return 1;
+  }
+  Progress progress;
+  std::map<std::string, std::string> metadata;
+  if (!session.load(options.weights, false, progress, metadata, why)) {
+    error(Culprit::None, "cannot read the weights: " + why, "");
+    return 1;
+  }
+  // The same normalization the data pipeline applies.
+  const DataOptions &o = model.data;
+  Runner &r = session.predict();
+  float *x = r.data(model.input);
+  for (size_t i = 0; i < image.pixels.size(); ++i)
+    x[i] = static_cast<float>((image.pixels[i] - o.normalizeMean) / o.normalizeStd);
+  r.run(1);
+  const float *logits = r.data(model.logits);
+  const int64_t c = model.classes;
+  std::vector<double> p(static_cast<size_t>(c));
+  double top = logits[0], sum = 0;
+  for (int64_t j = 1; j < c; ++j)
+    top = std::max(top, double(logits[j]));
+  for (int64_t j = 0; j < c; ++j)
+    sum += p[static_cast<size_t>(j)] = std::exp(double(logits[j]) - top);
+  for (double &v : p)
+    v /= sum;
+  int64_t best = argmax(logits, c);
+  std::ostream &out = options.json ? std::cerr : std::cout;
+  out << format("%s (%s, %u×%u): class %lld\n", options.image.c_str(), image.format.c_str(),
+                image.width, image.height, static_cast<long long>(best));
+  for (int64_t j = 0; j < c; ++j)
+    out << format("  %3lld  %.6f%s\n", static_cast<long long>(j), p[static_cast<size_t>(j)],
+                  j == best ? "  <" : "");
+  if (options.json) {
+    std::string probs;
+    for (int64_t j = 0; j < c; ++j)
+      probs += (j ? ", " : "") + json(p[static_cast<size_t>(j)]);
+    std::cout << "{\"image\": " << jsonString(options.image) << ", \"class\": " << best
+              << ", \"probabilities\": [" << probs << "]}" << std::endl;
+  }
+  return 0;
+}
+
+} // namespace nnc_rt

@@ -1,0 +1,138 @@
+// Training.h — training, evaluating and predicting with a compiled model:
+// what `nnc FILE --train | --eval | --predict` and an emitted program's
+// main both run, so their output is the same.
+//
+// A Model says what the compiled functions compute (buffer names, the state
+// that lives across steps and how it starts, the loss, the settings); a
+// Session holds the two compiled functions (train_step and predict) with
+// that state. train() loads and checks the data, runs the epochs over
+// prefetched batches, evaluates, reports, saves checkpoints and plots.
+//
+// Human output goes to stderr, --json records to stdout. Every random
+// choice (initialization, split, shuffle, augmentation, dropout) is a
+// function of (seed, epoch, index or step), so a run stopped after an epoch
+// and resumed from its checkpoint ends byte-identical to one that never
+// stopped.
+//
+// Problems are reported through an ErrorFn with the part of the program at
+// fault (Culprit), so nnc can point at the .nn line and an emitted program
+// can print the message alone.
+//
+// C++17 and the standard library only: --emit-cpp copies this file.
+#pragma once
+
+#include "Compiled.h"
+#include "Data.h"
+#include "Idx.h"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nnc_rt {
+
+/// How a parameter or state tensor starts (PyTorch's defaults).
+struct Init {
+  enum class Kind { Zeros, Ones, Uniform } kind = Kind::Zeros;
+  double bound = 0; ///< Uniform: U(-bound, bound)
+};
+
+/// Writes the `n` starting values of tensor `name`: uniform draws are
+/// number i of stream "init/<name>" under `seed`.
+void initialize(const Init &init, const std::string &name, uint64_t seed, float *out, int64_t n);
+
+/// One tensor that lives across steps.
+struct StateTensor {
+  enum class Kind { Param, Running, Optimizer }; ///< the order checkpoints list them in
+  std::string name;           ///< the buffer's name: `fc1.weight`, `fc1.weight.exp_avg`
+  std::string checkpointName; ///< `fc1.weight`, `optimizer.fc1.weight.exp_avg`
+  Kind kind = Kind::Param;
+  std::vector<int64_t> shape;
+  int64_t elements = 0;
+  Init init;
+};
+
+/// What the compiled functions compute, and the settings to run them with.
+struct Model {
+  std::string name;      ///< `Net`
+  std::string source;    ///< the .nn file it was compiled from
+  std::string loss;      ///< "cross_entropy" or "mse"
+  std::string optimizer; ///< as written with every attribute, for checkpoints
+  std::string input;     ///< the images' buffer
+  std::string logits;    ///< the outputs' buffer (train_step and predict)
+  std::vector<int64_t> inputDims; ///< per example, without the batch
+  int64_t classes = 0;
+  std::vector<StateTensor> state;
+  double baseLr = 0;     ///< the optimizer's lr
+  int64_t epochs = 1, seed = 0;
+  bool hasDataPath = false; ///< whether the program names its data directory
+  DataOptions data;      ///< batch, shuffle, normalization, validation, augmentation
+};
+
+/// Where training stands: what a checkpoint records besides the tensors.
+struct Progress {
+  int64_t epoch = 0; ///< epochs completed
+  int64_t step = 0;  ///< training steps completed (the next is step + 1)
+};
+
+/// The part of the program a problem is about.
+enum class Culprit { None, DataPath, DataBlock, Input, Output, Optimizer };
+/// Reports an error: the message, and a hint (may be empty).
+using ErrorFn = std::function<void(Culprit, const std::string &, const std::string &)>;
+
+/// Two compiled functions and the state they share.
+class Session {
+public:
+  /// Sets every state tensor to its initial value. `step` and `predict`
+  /// must outlive the session.
+  Session(Model model, Runner &step, Runner &predict);
+
+  const Model &model() const { return model_; }
+  Runner &trainStep() { return step_; }
+  Runner &predict() { return predict_; }
+
+  /// Copies the parameters and running statistics into predict's buffers.
+  void syncPredict();
+  /// Writes every state tensor and `progress` to `path` as safetensors
+  /// (atomically). Parameters and running statistics keep PyTorch's names
+  /// and layout; optimizer state is under `optimizer.`; each batchnorm gets
+  /// PyTorch's `num_batches_tracked`.
+  bool save(const std::string &path, const Progress &progress, std::string &error);
+  /// Loads state from `path`; every tensor must match the model.
+  /// `withOptimizer` false reads only the weights and running statistics
+  /// (the optimizer's may then be absent).
+  bool load(const std::string &path, bool withOptimizer, Progress &progress,
+            std::map<std::string, std::string> &metadata, std::string &error);
+
+private:
+  Model model_;
+  Runner &step_, &predict_;
+};
+
+/// The command line's settings for running.
+struct RunOptions {
+  std::string dataDir;        ///< where the IDX files are
+  std::optional<double> lr;   ///< --lr
+  bool json = false;          ///< --json
+  std::string save, resume;   ///< --save, --resume
+  int64_t stopAfterEpoch = 0; ///< --stop-after-epoch (0: every epoch)
+  std::string plot;           ///< --plot
+  std::string weights;        ///< --weights
+  std::string image;          ///< --predict
+  bool progress = false;      ///< a live progress line on stderr
+};
+
+/// `--train`. Returns the exit status.
+int train(Session &session, const RunOptions &options, const ErrorFn &error);
+/// `--eval --weights PATH`: loss, accuracy and the confusion matrix on the test set.
+int evaluate(Session &session, const RunOptions &options, const ErrorFn &error);
+/// `--predict IMAGE --weights PATH`: the class probabilities.
+int predict(Session &session, const RunOptions &options, const ErrorFn &error);
+
+/// "1,234,567".
+std::string withThousands(int64_t n);
+
+} // namespace nnc_rt
