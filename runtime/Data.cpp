@@ -7,6 +7,8 @@
 // crop and shift are gathered into floats in [0, 1] on a canvas with a
 // border of zeros wide enough that the bilinear sampler needs no bounds
 // checks; the rotated rows are then mirrored and normalized in place.
+#include "FpContract.h" // first: no contraction in this file
+
 #include "Data.h"
 
 #include "Random.h"

@@ -138,7 +138,7 @@ bool parseIdxHeader(const std::string &path, const uint8_t *b, size_t n, const s
 /// Parses an in-memory IDX array of one image (see parseIdxHeader).
 bool parseIdx(const std::string &path, const uint8_t *b, size_t n, const std::string &where,
               GrayImage &out, std::string &error) {
-  uint64_t headerBytes, rows, cols;
+  uint64_t headerBytes = 0, rows = 0, cols = 0;
   if (!parseIdxHeader(path, b, n, where, headerBytes, rows, cols, error))
     return false;
   uint64_t size = rows * cols, have = n - headerBytes;
@@ -234,7 +234,7 @@ bool readIdxImage(const std::string &path, const std::vector<uint8_t> &file, Gra
                 data.empty() ? "is gzip-compressed and decompresses to nothing"
                              : "is gzip-compressed but does not hold an IDX file "
                                "(nnc reads gzip only around IDX)");
-  uint64_t headerBytes, rows, cols;
+  uint64_t headerBytes = 0, rows = 0, cols = 0;
   if (!parseIdxHeader(path, data.data(), data.size(), where, headerBytes, rows, cols, error))
     return false;
   if (more) {

@@ -1,4 +1,6 @@
 // Training.cpp — the training driver shared by nnc and emitted programs.
+#include "FpContract.h" // first: no contraction in this file
+
 #include "Training.h"
 
 #include "Checkpoint.h"
@@ -193,8 +195,9 @@ bool loadData(const Model &m, const RunOptions &options, bool needTrain, Data &d
   }
   const std::string &dir = options.dataDir;
   auto fail = [&](const std::string &why) {
-    error(m.hasDataPath ? Culprit::DataPath : Culprit::None,
-          (m.hasDataPath ? "cannot read the data: " : "cannot read the data given by --data: ") +
+    bool given = options.dataFromOption;
+    error(given ? Culprit::None : Culprit::DataPath,
+          (given ? "cannot read the data given by --data: " : "cannot read the data: ") +
               why,
           "scripts/get-mnist.sh DIR puts MNIST in DIR; --data DIR reads another directory");
     return false;

@@ -68,7 +68,6 @@ struct Model {
   std::vector<StateTensor> state;
   double baseLr = 0;     ///< the optimizer's lr
   int64_t epochs = 1, seed = 0;
-  bool hasDataPath = false; ///< whether the program names its data directory
   DataOptions data;      ///< batch, shuffle, normalization, validation, augmentation
 };
 
@@ -115,6 +114,7 @@ private:
 /// The command line's settings for running.
 struct RunOptions {
   std::string dataDir;        ///< where the IDX files are
+  bool dataFromOption = false; ///< dataDir came from --data, not from the program
   std::optional<double> lr;   ///< --lr
   bool json = false;          ///< --json
   std::string save, resume;   ///< --save, --resume

@@ -92,7 +92,6 @@ nnc_rt::Model describeModel(const Program &program, const LoweredProgram &lowere
   m.baseLr = program.optimizer.attrs.getFloat("lr");
   m.epochs = program.train.epochs;
   m.seed = program.train.seed;
-  m.hasDataPath = program.data.path.has_value();
   m.data = dataOptions(program);
   return m;
 }

@@ -13,23 +13,9 @@ namespace nnc {
 
 namespace {
 
-/// Where the data is: --data as given, else the data block's path
-/// relative to the .nn file's directory ("" when neither says).
-std::string dataDirectory(const Program &program, const RunOptions &options) {
-  std::string dir = options.dataDir;
-  if (dir.empty() && program.data.path) {
-    const std::string &path = *program.data.path;
-    size_t slash = program.path.rfind('/');
-    dir = !path.empty() && path[0] == '/' ? path
-          : slash == std::string::npos    ? path
-                                          : program.path.substr(0, slash + 1) + path;
-  }
-  return dir.empty() ? dir : std::filesystem::path(dir).lexically_normal().string();
-}
-
 /// The runtime's errors, at the .nn line of the part they are about.
-nnc_rt::ErrorFn reporter(const Program &program, const RunOptions &options, Diag &diag) {
-  return [&program, &options, &diag](nnc_rt::Culprit culprit, const std::string &message,
+nnc_rt::ErrorFn reporter(const Program &program, Diag &diag) {
+  return [&program, &diag](nnc_rt::Culprit culprit, const std::string &message,
                                      const std::string &hint) {
     const Model &m = program.model;
     SourceLoc where;
@@ -37,8 +23,7 @@ nnc_rt::ErrorFn reporter(const Program &program, const RunOptions &options, Diag
     case nnc_rt::Culprit::None:
       break;
     case nnc_rt::Culprit::DataPath:
-      if (options.dataDir.empty())
-        where = program.data.pathLoc;
+      where = program.data.pathLoc;
       break;
     case nnc_rt::Culprit::DataBlock:
       where = program.data.declared ? program.data.loc : m.loc;
@@ -68,7 +53,8 @@ int runCompiled(const Program &program, const RunOptions &options, Diag &diag,
     return 1;
   }
   nnc_rt::RunOptions run;
-  run.dataDir = dataDirectory(program, options);
+  run.dataDir = dataDirectory(program, options.dataDir);
+  run.dataFromOption = !options.dataDir.empty();
   run.lr = options.lr;
   run.json = options.json;
   run.save = options.save;
@@ -81,10 +67,22 @@ int runCompiled(const Program &program, const RunOptions &options, Diag &diag,
   if (command == nnc_rt::train)
     std::cerr << "compiled " << program.model.name << " in " << static_cast<int>(s->compileMs())
               << " ms\n";
-  return command(s->state(), run, reporter(program, options, diag));
+  return command(s->state(), run, reporter(program, diag));
 }
 
 } // namespace
+
+std::string dataDirectory(const Program &program, const std::string &option) {
+  std::string dir = option;
+  if (dir.empty() && program.data.path) {
+    const std::string &path = *program.data.path;
+    size_t slash = program.path.rfind('/');
+    dir = !path.empty() && path[0] == '/' ? path
+          : slash == std::string::npos    ? path
+                                          : program.path.substr(0, slash + 1) + path;
+  }
+  return dir.empty() ? dir : std::filesystem::path(dir).lexically_normal().string();
+}
 
 int trainCommand(const Program &program, const RunOptions &options, Diag &diag) {
   return runCompiled(program, options, diag, nnc_rt::train);

@@ -27,6 +27,10 @@ struct RunOptions {
   bool progress = false;        ///< a live progress line on stderr (a terminal)
 };
 
+/// Where the data is: `option` (--data) as given, else the data block's
+/// path relative to the .nn file's directory; "" when neither says.
+std::string dataDirectory(const Program &program, const std::string &option);
+
 /// `nnc FILE --train`: trains for the declared epochs, reporting each
 /// epoch. Returns the exit status.
 int trainCommand(const Program &program, const RunOptions &options, Diag &diag);

@@ -12,6 +12,7 @@
 // Exit status: 0 success, 1 a mistake in the user's files, 2 a usage error,
 // 3 an internal error (a bug in nnc: please report it).
 #include "driver/Pipeline.h"
+#include "driver/EmitProgram.h"
 #include "driver/Summary.h"
 #include "driver/Train.h"
 #include "codegen/JIT.h"
@@ -42,7 +43,7 @@ namespace {
 struct Options {
   std::string file;
   bool check = false, train = false, eval = false;
-  std::string emit;
+  std::string emit, emitCpp;
   std::string color = "auto";
   nnc::RunOptions run;
   std::optional<int64_t> epochs, batch, seed;
@@ -139,6 +140,12 @@ int run(const Options &opt) {
     }
     if (opt.emit == "loops" || opt.emit == "llvm")
       return emitLowered(*program, opt.emit, diag);
+    if (!opt.emitCpp.empty()) {
+      if (!applyOverrides(opt, *program, diag))
+        return 1;
+      return nnc::emitCppCommand(*program, opt.emitCpp, nnc::dataDirectory(*program, opt.run.dataDir),
+                                 diag);
+    }
     if (opt.train || opt.eval || !opt.run.image.empty()) {
       if (!applyOverrides(opt, *program, diag))
         return 1;
@@ -159,21 +166,23 @@ int run(const Options &opt) {
 
 /// Flags that make no sense together, or without the flag they serve.
 std::string usageProblem(const Options &opt) {
-  int commands = opt.check + opt.train + opt.eval + !opt.run.image.empty() + !opt.emit.empty();
+  int commands = opt.check + opt.train + opt.eval + !opt.run.image.empty() + !opt.emit.empty() +
+                 !opt.emitCpp.empty();
   if (commands > 1)
-    return "--check, --emit, --train, --eval and --predict each name what to do: give one";
+    return "--check, --emit, --emit-cpp, --train, --eval and --predict each name what to do: "
+           "give one";
   bool training = opt.train;
   if (!training) {
     for (auto [flag, given] : {std::pair<const char *, bool>{"--save", !opt.run.save.empty()},
                                {"--resume", !opt.run.resume.empty()},
                                {"--stop-after-epoch", opt.run.stopAfterEpoch > 0},
                                {"--plot", !opt.run.plot.empty()},
-                               {"--epochs", opt.epochs.has_value()},
+                               {"--epochs", opt.epochs.has_value() && opt.emitCpp.empty()},
                                {"--lr", opt.run.lr.has_value()}})
       if (given)
         return std::string(flag) + " needs --train";
   }
-  bool running = opt.train || opt.eval || !opt.run.image.empty();
+  bool running = opt.train || opt.eval || !opt.run.image.empty() || !opt.emitCpp.empty();
   if (!running) {
     for (auto [flag, given] : {std::pair<const char *, bool>{"--data", !opt.run.dataDir.empty()},
                                {"--batch", opt.batch.has_value()},
@@ -183,6 +192,9 @@ std::string usageProblem(const Options &opt) {
       if (given)
         return std::string(flag) + " needs --train, --eval or --predict";
   }
+  if (!opt.emitCpp.empty() && (opt.run.json || !opt.run.weights.empty()))
+    return std::string(opt.run.json ? "--json" : "--weights") +
+           " is for running, not for --emit-cpp: give it to the emitted program";
   if ((opt.eval || !opt.run.image.empty()) && opt.run.weights.empty())
     return std::string(opt.eval ? "--eval" : "--predict") + " needs --weights PATH (a checkpoint "
            "written by --train --save)";
@@ -213,6 +225,9 @@ int main(int argc, char **argv) {
       ->check(CLI::IsMember({"auto", "always", "never"}))
       ->type_name("WHEN")
       ->capture_default_str();
+  app.add_option("--emit-cpp", opt.emitCpp,
+                 "write the program as standalone C++ (a trainer built by g++ alone) into DIR")
+      ->type_name("DIR");
   app.add_flag("--train", opt.train,
                "train the model on its data for the declared epochs, reporting each epoch");
   app.add_flag("--eval", opt.eval,

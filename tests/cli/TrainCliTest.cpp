@@ -305,3 +305,39 @@ TEST_CASE("usage mistakes of the training flags exit 2") {
   CHECK(nnc({kMnist, "--train", "--threads", "0"}).status == 2);
   CHECK(nnc({kMnist, "--train", "--epochs", "0"}).status == 2);
 }
+
+TEST_CASE("the program of --emit-cpp builds with g++ alone and trains to nnc's bytes") {
+  TempDir dir;
+  std::string out = dir.path + "/program";
+  Run emit = nnc({kMnist, "--emit-cpp", out});
+  INFO(emit.err);
+  REQUIRE(emit.status == 0);
+  for (const char *file : {"train_step.cpp", "predict.cpp", "model.cpp", "Training.cpp",
+                           "Data.cpp", "CMakeLists.txt", "README.md"})
+    CHECK(!slurp(out + "/" + file).empty());
+  // The README's one-line build (with zlib, for the slice's .gz files), in a
+  // directory of its own: compiler flags only, nothing from the repository.
+  std::string build = "cd '" + out + "' && g++ -std=c++17 -O3 -march=native -pthread -Wall "
+                      "-Wextra -DNNC_WITH_ZLIB *.cpp -lz -o trainer > build.log 2>&1";
+  REQUIRE(std::system(build.c_str()) == 0);
+  CHECK(slurp(out + "/build.log") == ""); // no warnings
+  Run jit = nnc({kMnist, "--train", "--json", "--epochs", "3", "--data", kSlice, "--save",
+                 dir.path + "/jit.st"});
+  REQUIRE(jit.status == 0);
+  for (const char *threads : {"1", "2"}) {
+    INFO("threads " << threads);
+    std::string st = dir.path + "/emitted" + threads + ".st";
+    std::string cmd = "'" + out + "/trainer' --train --json --epochs 3 --data '" + kSlice +
+                      "' --threads " + threads + " --save '" + st + "' > '" + dir.path +
+                      "/out.json' 2> '" + dir.path + "/err.txt'";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    CHECK(withoutTimings(slurp(dir.path + "/out.json")) == withoutTimings(jit.out));
+    CHECK(slurp(st) == slurp(dir.path + "/jit.st"));
+  }
+  // --eval of the emitted program reads nnc's checkpoint and says what nnc says.
+  Run eval = nnc({kMnist, "--eval", "--json", "--weights", dir.path + "/jit.st", "--data", kSlice});
+  std::string cmd = "'" + out + "/trainer' --eval --json --weights '" + dir.path +
+                    "/jit.st' --data '" + kSlice + "' > '" + dir.path + "/eval.json' 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  CHECK(slurp(dir.path + "/eval.json") == eval.out);
+}
