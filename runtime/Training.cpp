@@ -126,16 +126,42 @@ bool parseCount(const std::map<std::string, std::string> &metadata, const char *
   return true;
 }
 
-std::vector<TensorSpec> checkpointSpec(const Model &m, bool withOptimizer) {
+/// What one of a checkpoint's two files holds: the weights file the
+/// parameters and running statistics (with `num_batches_tracked` per
+/// batchnorm), the optimizer file the optimizer's state.
+std::vector<TensorSpec> checkpointSpec(const Model &m, bool optimizerFile) {
   std::vector<TensorSpec> spec;
   for (const StateTensor &t : m.state) {
-    if (t.kind == StateTensor::Kind::Optimizer && !withOptimizer)
+    if ((t.kind == StateTensor::Kind::Optimizer) != optimizerFile)
       continue;
     spec.push_back({t.checkpointName, DType::F32, t.shape});
     if (std::string bn = batchnormOf(t); !bn.empty())
       spec.push_back({bn + ".num_batches_tracked", DType::I64, {}});
   }
   return spec;
+}
+
+constexpr const char *kWeightsFormat = "nnc-checkpoint-1";
+constexpr const char *kOptimizerFormat = "nnc-optimizer-1";
+
+/// Reads one of a checkpoint's files and checks it against the model.
+bool loadCheckpointFile(const std::string &path, const Model &m, bool optimizerFile,
+                        Checkpoint &ckpt, std::string &error) {
+  if (!loadSafetensors(path, ckpt, error))
+    return false;
+  auto format = ckpt.metadata.find("format");
+  if (format != ckpt.metadata.end() && !optimizerFile && format->second == kOptimizerFormat) {
+    error = path + ": this is the optimizer state of a checkpoint, not its weights: pass the "
+                   "file --save was given";
+    return false;
+  }
+  if (!checkpointMatches(ckpt, checkpointSpec(m, optimizerFile), error)) {
+    auto model = ckpt.metadata.find("model");
+    if (model != ckpt.metadata.end() && model->second != m.name)
+      error += " (it was saved from model '" + model->second + "', this is '" + m.name + "')";
+    return false;
+  }
+  return true;
 }
 
 // ---------------------------------------------------------------- data ----
@@ -428,6 +454,16 @@ bool sameRun(const std::map<std::string, std::string> &metadata, const Model &m,
 
 } // namespace
 
+std::string optimizerStatePath(const std::string &path) {
+  size_t slash = path.find_last_of('/');
+  size_t dot = path.find_last_of('.');
+  // A dot that starts the file name (".ckpt") does not begin an extension.
+  bool hasExtension = dot != std::string::npos && dot > 0 &&
+                      (slash == std::string::npos || dot > slash + 1);
+  return hasExtension ? path.substr(0, dot) + ".optimizer" + path.substr(dot)
+                      : path + ".optimizer";
+}
+
 std::string withThousands(int64_t n) {
   std::string digits = std::to_string(n);
   bool negative = !digits.empty() && digits[0] == '-';
@@ -490,15 +526,17 @@ void Session::syncPredict() {
 }
 
 bool Session::save(const std::string &path, const Progress &progress, std::string &error) {
-  std::vector<TensorRef> tensors;
   const int64_t tracked = progress.step;
+  std::vector<TensorRef> weights, optimizer;
   for (const StateTensor &t : model_.state) {
-    tensors.push_back({t.checkpointName, DType::F32, t.shape, step_.data(t.name)});
+    bool isOptimizer = t.kind == StateTensor::Kind::Optimizer;
+    (isOptimizer ? optimizer : weights)
+        .push_back({t.checkpointName, DType::F32, t.shape, step_.data(t.name)});
     if (std::string bn = batchnormOf(t); !bn.empty())
-      tensors.push_back({bn + ".num_batches_tracked", DType::I64, {}, &tracked});
+      weights.push_back({bn + ".num_batches_tracked", DType::I64, {}, &tracked});
   }
   std::map<std::string, std::string> metadata = {
-      {"format", "nnc-checkpoint-1"},
+      {"format", kOptimizerFormat},
       {"model", model_.name},
       {"optimizer", model_.optimizer},
       {"epoch", std::to_string(progress.epoch)},
@@ -506,44 +544,46 @@ bool Session::save(const std::string &path, const Progress &progress, std::strin
       {"seed", std::to_string(model_.seed)},
       {"batch", std::to_string(model_.data.batchSize)},
   };
-  return saveSafetensors(path, tensors, metadata, error);
+  // The optimizer's file first: a crash between the two renames leaves
+  // weights older than the optimizer state, which --resume detects by
+  // their steps.
+  if (!saveSafetensors(optimizerStatePath(path), optimizer, metadata, error))
+    return false;
+  metadata["format"] = kWeightsFormat;
+  return saveSafetensors(path, weights, metadata, error);
 }
 
 bool Session::load(const std::string &path, bool withOptimizer, Progress &progress,
                    std::map<std::string, std::string> &metadata, std::string &error) {
-  Checkpoint ckpt;
-  if (!loadSafetensors(path, ckpt, error))
+  Checkpoint weights, optimizer;
+  if (!loadCheckpointFile(path, model_, false, weights, error))
     return false;
-  std::vector<TensorSpec> spec = checkpointSpec(model_, withOptimizer);
-  bool ok = true;
-  if (!withOptimizer) {
-    // Weights only: optimizer tensors in the file are allowed and ignored.
-    Checkpoint weights = ckpt;
-    weights.tensors.clear();
-    for (const CheckpointTensor &t : ckpt.tensors)
-      if (t.name.rfind("optimizer.", 0) != 0)
-        weights.tensors.push_back(t);
-    ok = checkpointMatches(weights, spec, error);
-  } else {
-    ok = checkpointMatches(ckpt, spec, error);
-  }
-  auto model = ckpt.metadata.find("model");
-  if (!ok && model != ckpt.metadata.end() && model->second != model_.name)
-    error += " (it was saved from model '" + model->second + "', this is '" + model_.name + "')";
-  if (!ok)
-    return false;
-  metadata = ckpt.metadata;
   progress = {};
-  if (withOptimizer && (!parseCount(metadata, "epoch", progress.epoch) ||
-                        !parseCount(metadata, "step", progress.step))) {
-    error = path + ": not a checkpoint nnc wrote for training: its metadata has no epoch and "
-                   "step to resume from";
-    return false;
+  if (withOptimizer) {
+    if (!parseCount(weights.metadata, "epoch", progress.epoch) ||
+        !parseCount(weights.metadata, "step", progress.step)) {
+      error = path + ": not a checkpoint nnc wrote for training: its metadata has no epoch and "
+                     "step to resume from";
+      return false;
+    }
+    std::string optimizerPath = optimizerStatePath(path);
+    if (!loadCheckpointFile(optimizerPath, model_, true, optimizer, error))
+      return false;
+    int64_t optimizerStep = -1;
+    if (!parseCount(optimizer.metadata, "step", optimizerStep) || optimizerStep != progress.step) {
+      error = optimizerPath + ": the optimizer state is from step " +
+              (optimizerStep < 0 ? std::string("(none recorded)") : std::to_string(optimizerStep)) +
+              ", but " + path + " is from step " + std::to_string(progress.step) +
+              ": the two files were not saved together";
+      return false;
+    }
   }
+  metadata = weights.metadata;
   for (const StateTensor &t : model_.state) {
-    if (t.kind == StateTensor::Kind::Optimizer && !withOptimizer)
+    bool isOptimizer = t.kind == StateTensor::Kind::Optimizer;
+    if (isOptimizer && !withOptimizer)
       continue;
-    const CheckpointTensor *c = ckpt.find(t.checkpointName);
+    const CheckpointTensor *c = (isOptimizer ? optimizer : weights).find(t.checkpointName);
     std::memcpy(step_.data(t.name), c->data.data(), c->data.size());
   }
   syncPredict();
@@ -681,7 +721,8 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
     }
   }
   if (!options.save.empty())
-    std::cerr << "saved " << options.save << " after epoch " << progress.epoch << "\n";
+    std::cerr << "saved " << options.save << " and " << optimizerStatePath(options.save)
+              << " after epoch " << progress.epoch << "\n";
   if (progress.epoch < epochs)
     std::cerr << format("stopped after epoch %lld of %lld; --resume %s continues\n",
                         static_cast<long long>(progress.epoch), static_cast<long long>(epochs),

@@ -95,14 +95,17 @@ public:
 
   /// Copies the parameters and running statistics into predict's buffers.
   void syncPredict();
-  /// Writes every state tensor and `progress` to `path` as safetensors
-  /// (atomically). Parameters and running statistics keep PyTorch's names
-  /// and layout; optimizer state is under `optimizer.`; each batchnorm gets
-  /// PyTorch's `num_batches_tracked`.
+  /// Writes the state and `progress` as two safetensors files, each
+  /// atomically: `path` holds the parameters and running statistics under
+  /// PyTorch's names and layouts, with PyTorch's `num_batches_tracked` per
+  /// batchnorm, so that it is a state_dict `load_state_dict` takes as it is;
+  /// optimizerStatePath(path) holds the optimizer's state (`optimizer.` +
+  /// parameter + PyTorch's name for the state). Both record the epoch and
+  /// step.
   bool save(const std::string &path, const Progress &progress, std::string &error);
-  /// Loads state from `path`; every tensor must match the model.
-  /// `withOptimizer` false reads only the weights and running statistics
-  /// (the optimizer's may then be absent).
+  /// Loads the weights and running statistics from `path` and, when
+  /// `withOptimizer`, the optimizer state from optimizerStatePath(path),
+  /// which must be from the same step; every tensor must match the model.
   bool load(const std::string &path, bool withOptimizer, Progress &progress,
             std::map<std::string, std::string> &metadata, std::string &error);
 
@@ -131,6 +134,11 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error);
 int evaluate(Session &session, const RunOptions &options, const ErrorFn &error);
 /// `--predict IMAGE --weights PATH`: the class probabilities.
 int predict(Session &session, const RunOptions &options, const ErrorFn &error);
+
+/// Where a checkpoint saved to `path` keeps its optimizer state: ".optimizer"
+/// before the file name's extension ("run/w.safetensors" →
+/// "run/w.optimizer.safetensors"), or after a name that has none.
+std::string optimizerStatePath(const std::string &path);
 
 /// "1,234,567".
 std::string withThousands(int64_t n);

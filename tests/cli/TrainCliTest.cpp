@@ -2,9 +2,13 @@
 // processes on the committed slice of real MNIST digits (tests/data/): the
 // accuracy reached, stop-and-resume ending byte-identical, checkpoints,
 // thread counts, and every kind of bad data refused with its file named.
+#include "Checkpoint.h"
 #include "Process.h"
 
+#include <algorithm>
+
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -102,6 +106,28 @@ TEST_CASE("training mnist.nn on the committed slice of real digits clears the ba
   CHECK(r.err.find("epoch 10/10") != std::string::npos);
   CHECK(slurp(dir.path + "/curves.svg").find("<svg") != std::string::npos);
 
+  SECTION("the checkpoint's weights file holds a state_dict, its optimizer file the rest") {
+    nnc_rt::Checkpoint weights, optimizer;
+    std::string why;
+    REQUIRE(nnc_rt::loadSafetensors(dir.path + "/w.st", weights, why));
+    REQUIRE(nnc_rt::loadSafetensors(dir.path + "/w.optimizer.st", optimizer, why));
+    std::vector<std::string> names, optimizerNames;
+    for (const nnc_rt::CheckpointTensor &t : weights.tensors)
+      names.push_back(t.name);
+    for (const nnc_rt::CheckpointTensor &t : optimizer.tensors)
+      optimizerNames.push_back(t.name);
+    std::sort(names.begin(), names.end());
+    CHECK(names == std::vector<std::string>{"fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight",
+                                            "fc3.bias", "fc3.weight"});
+    CHECK(optimizerNames.size() == 12); // Adam: exp_avg and exp_avg_sq of each
+    for (const std::string &n : optimizerNames)
+      CHECK(n.rfind("optimizer.", 0) == 0);
+    CHECK(weights.metadata["step"] == optimizer.metadata["step"]);
+    CHECK(weights.metadata["epoch"] == "10");
+    CHECK(r.err.find("saved " + dir.path + "/w.st and " + dir.path + "/w.optimizer.st") !=
+          std::string::npos);
+  }
+
   SECTION("--eval reports the same accuracy, with a confusion matrix of every test image") {
     Run e = nnc({kMnist, "--eval", "--json", "--weights", dir.path + "/w.st", "--data", kSlice});
     INFO(e.err);
@@ -179,6 +205,8 @@ TEST_CASE("stopping after epoch K and resuming ends byte-identical to an uninter
     REQUIRE(rest.status == 0);
     CHECK(lines(rest.out).size() == size_t(10 - k));
     CHECK(slurp(part) == slurp(full));
+    CHECK(slurp(dir.path + "/part" + std::to_string(k) + ".optimizer.st") ==
+          slurp(dir.path + "/full.optimizer.st"));
     CHECK(withoutTimings(first.out + rest.out) == withoutTimings(whole.out));
   }
   Run done = nnc({kMnist, "--train", "--data", kSlice, "--resume", full});
@@ -196,6 +224,7 @@ TEST_CASE("one and two threads train to the same bytes") {
     REQUIRE(r.status == 0);
   }
   CHECK(slurp(dir.path + "/t1.st") == slurp(dir.path + "/t2.st"));
+  CHECK(slurp(dir.path + "/t1.optimizer.st") == slurp(dir.path + "/t2.optimizer.st"));
 }
 
 TEST_CASE("checkpoints that do not fit are refused, naming the first mismatch") {
@@ -210,6 +239,30 @@ TEST_CASE("checkpoints that do not fit are refused, naming the first mismatch") 
   Run seed = nnc({kMnist, "--train", "--data", kSlice, "--resume", w, "--seed", "7"});
   CHECK(seed.status == 1);
   CHECK(seed.err.find("trained with seed 42, but this run uses seed 7") != std::string::npos);
+  Run optimizerFile = nnc({kMnist, "--eval", "--weights", dir.path + "/w.optimizer.st",
+                          "--data", kSlice});
+  CHECK(optimizerFile.status == 1);
+  CHECK(optimizerFile.err.find(dir.path + "/w.optimizer.st: this is the optimizer state of a "
+                                          "checkpoint, not its weights") != std::string::npos);
+
+  // --resume needs both files, and both from the same step.
+  std::string w2 = dir.path + "/w2.st";
+  REQUIRE(nnc({kMnist, "--train", "--epochs", "2", "--data", kSlice, "--save", w2}).status == 0);
+  std::filesystem::copy_file(dir.path + "/w.optimizer.st", dir.path + "/w2.optimizer.st",
+                             std::filesystem::copy_options::overwrite_existing);
+  Run mixed = nnc({kMnist, "--train", "--data", kSlice, "--resume", w2});
+  CHECK(mixed.status == 1);
+  CHECK(mixed.err.find(dir.path + "/w2.optimizer.st: the optimizer state is from step 32, but " +
+                       w2 + " is from step 64: the two files were not saved together") !=
+        std::string::npos);
+  std::filesystem::remove(dir.path + "/w2.optimizer.st");
+  Run lost = nnc({kMnist, "--train", "--data", kSlice, "--resume", w2});
+  CHECK(lost.status == 1);
+  CHECK(lost.err.find("cannot resume: " + dir.path + "/w2.optimizer.st: No such file") !=
+        std::string::npos);
+  // Evaluation needs the weights alone.
+  CHECK(nnc({kMnist, "--eval", "--weights", w2, "--data", kSlice}).status == 0);
+
   Run junk = nnc({kMnist, "--eval", "--weights", dir.write("junk.st", "not a checkpoint"),
                   "--data", kSlice});
   CHECK(junk.status == 1);
@@ -333,6 +386,8 @@ TEST_CASE("the program of --emit-cpp builds with g++ alone and trains to nnc's b
     REQUIRE(std::system(cmd.c_str()) == 0);
     CHECK(withoutTimings(slurp(dir.path + "/out.json")) == withoutTimings(jit.out));
     CHECK(slurp(st) == slurp(dir.path + "/jit.st"));
+    CHECK(slurp(dir.path + "/emitted" + threads + ".optimizer.st") ==
+          slurp(dir.path + "/jit.optimizer.st"));
   }
   // --eval of the emitted program reads nnc's checkpoint and says what nnc says.
   Run eval = nnc({kMnist, "--eval", "--json", "--weights", dir.path + "/jit.st", "--data", kSlice});

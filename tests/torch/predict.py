@@ -62,9 +62,8 @@ def main():
     weights = os.path.join(work, "predict.st")
     run([nnc, example, "--train", "--epochs", "1", "--data", data, "--save", weights])
 
-    state = {k: v for k, v in load_file(weights).items() if not k.startswith("optimizer.")}
     model = Net().float()
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(load_file(weights), strict=True)  # the file as it is
     model.eval()
 
     with gzip.open(os.path.join(data, "t10k-images-idx3-ubyte.gz")) as f:

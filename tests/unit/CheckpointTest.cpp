@@ -4,6 +4,7 @@
 // the model's tensors, and a cross-check with an independent reader and
 // writer in Python and PyTorch (tests/torch/checkpoint.py).
 #include "Checkpoint.h"
+#include "Training.h"
 
 #include <catch2/catch.hpp>
 
@@ -667,4 +668,14 @@ TEST_CASE("Checkpoint: an independent reader and writer (Python's json and PyTor
         std::map<std::string, std::string>{{"emoji", "\xf0\x9f\x98\x80 \xc3\xa9 \xe2\x9c\x93"},
                                            {"quote", "\"q\"\\ \n"},
                                            {"step", "7"}});
+}
+
+TEST_CASE("Checkpoint: the optimizer state's file is named after the weights file") {
+  using nnc_rt::optimizerStatePath;
+  CHECK(optimizerStatePath("w.safetensors") == "w.optimizer.safetensors");
+  CHECK(optimizerStatePath("run/w.st") == "run/w.optimizer.st");
+  CHECK(optimizerStatePath("run.d/w") == "run.d/w.optimizer");
+  CHECK(optimizerStatePath("ckpt") == "ckpt.optimizer");
+  CHECK(optimizerStatePath("dir/.hidden") == "dir/.hidden.optimizer");
+  CHECK(optimizerStatePath("a.b.c") == "a.b.optimizer.c");
 }
