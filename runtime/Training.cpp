@@ -454,6 +454,11 @@ bool sameRun(const std::map<std::string, std::string> &metadata, const Model &m,
 
 } // namespace
 
+bool readWeights(const std::string &path, const Model &model, Checkpoint &weights,
+                 std::string &error) {
+  return loadCheckpointFile(path, model, false, weights, error);
+}
+
 std::string optimizerStatePath(const std::string &path) {
   size_t slash = path.find_last_of('/');
   size_t dot = path.find_last_of('.');
@@ -556,7 +561,7 @@ bool Session::save(const std::string &path, const Progress &progress, std::strin
 bool Session::load(const std::string &path, bool withOptimizer, Progress &progress,
                    std::map<std::string, std::string> &metadata, std::string &error) {
   Checkpoint weights, optimizer;
-  if (!loadCheckpointFile(path, model_, false, weights, error))
+  if (!readWeights(path, model_, weights, error))
     return false;
   progress = {};
   if (withOptimizer) {

@@ -21,6 +21,7 @@
 // C++17 and the standard library only: --emit-cpp copies this file.
 #pragma once
 
+#include "Checkpoint.h"
 #include "Compiled.h"
 #include "Data.h"
 #include "Idx.h"
@@ -134,6 +135,12 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error);
 int evaluate(Session &session, const RunOptions &options, const ErrorFn &error);
 /// `--predict IMAGE --weights PATH`: the class probabilities.
 int predict(Session &session, const RunOptions &options, const ErrorFn &error);
+
+/// Reads the weights file of a checkpoint (parameters and running
+/// statistics) and checks every tensor against `model`; the error names the
+/// first mismatch.
+bool readWeights(const std::string &path, const Model &model, Checkpoint &weights,
+                 std::string &error);
 
 /// Where a checkpoint saved to `path` keeps its optimizer state: ".optimizer"
 /// before the file name's extension ("run/w.safetensors" →

@@ -373,8 +373,8 @@ double libmCos(double x) { return std::cos(x); }
 
 class Emitter {
 public:
-  Emitter(const Function &f, std::string symbol)
-      : f_(f), symbol_(std::move(symbol)), rules_(f) {
+  Emitter(const Function &f, std::string symbol, CppOptions options)
+      : f_(f), symbol_(std::move(symbol)), options_(std::move(options)), rules_(f) {
     std::set<std::string> taken;
     for (const Buffer &b : f_.buffers) {
       std::string id = identifier(b.name);
@@ -396,15 +396,22 @@ public:
            "#pragma GCC optimize(\"fp-contract=off\")\n"
            "#pragma GCC optimize(\"no-loop-interchange\") // the loop IR's loop order, as the JIT's\n"
            "#endif\n";
-    out += "// " + symbol_ + ": the loop-IR function `" + f_.name +
-           "`, emitted by nnc as C++17.\n"
+    out += "// " + symbol_ + ": the loop-IR function `" + f_.name + "`" +
+           (options_.source.empty() ? "" : " of " + commentText(options_.source)) +
+           ", emitted by nnc as C++17.\n"
+           "// Each group of loops is commented with the layers it computes and the line\n"
+           "// of the .nn file they are written on.\n"
            "//\n"
            "// Same numbers as nnc's JIT, bit for bit: every fma is std::fma, every other\n"
            "// operation the one IEEE operation the loop IR says, in its order, and the\n"
-           "// compiler may contract nothing (the pragmas above). Parallel loops run on the\n"
-           "// runtime's thread pool (Parallel.h), split as the JIT splits them.\n"
+           "// compiler may contract nothing (the pragmas above). " +
+           (options_.serial
+                ? "Parallel loops run on the\n"
+                  "// calling thread, in one piece, as the JIT's do on one thread.\n"
+                : "Parallel loops run on the\n"
+                  "// runtime's thread pool (Parallel.h), split as the JIT splits them.\n") +
            "//\n"
-           "// extern \"C\" void " +
+           "// " + (options_.serial ? "static" : "extern \"C\"") + " void " +
            symbol_ +
            "(float **buffers, int64_t N): N is the batch (1 <= N <= " +
            std::to_string(f_.capacity) +
@@ -429,7 +436,11 @@ public:
       out += "#include <limits>\n";
     if (sqrt_)
       out += "#include <math.h>\n";
-    out += "\n#include \"Parallel.h\"\n";
+    if (random_ && options_.serial)
+      throw std::logic_error("internal error: emitCpp: random numbers in serial code (it has no "
+                             "runtime to draw them from)");
+    if (!options_.serial)
+      out += "\n#include \"Parallel.h\"\n";
     if (random_)
       out += "#include \"Random.h\"\n";
     if (sqrt_)
@@ -1292,6 +1303,14 @@ private:
           Fn k = kernel(name, (what.empty() ? "" : what + ": ") + "iterations [begin, end) of " +
                                   varName('i', loop.var),
                         {}, true, [&] { counted(loop, "begin", "end"); });
+          if (options_.serial) { // the whole range at once: one thread's split
+            std::vector<std::string> args = arguments(k, "buffers", "N");
+            args.push_back("0");
+            args.push_back(expr(*loop.extent).text);
+            main.usesN = main.usesN || k.usesN;
+            fn_->out += callText(name, args, fn_->indent);
+            break;
+          }
           std::vector<std::string> args = arguments(k, "c.buffers", "c.N");
           args.push_back("begin");
           args.push_back("end");
@@ -1332,7 +1351,8 @@ private:
       }
     }
     fn_ = nullptr;
-    std::string head = "extern \"C\" void " + symbol_ + "(float **buffers, int64_t N) {\n";
+    std::string head = (options_.serial ? "static" : "extern \"C\"") + std::string(" void ") +
+                       symbol_ + "(float **buffers, int64_t N) {\n";
     if (parallelCalls_)
       head += "  Context context{buffers, N};\n";
     else {
@@ -1346,6 +1366,7 @@ private:
 
   const Function &f_;
   std::string symbol_;
+  CppOptions options_;
   LaneRules rules_;
   std::vector<std::string> names_; ///< the buffers' identifiers
   std::set<int> read_;             ///< variables read anywhere
@@ -1360,7 +1381,8 @@ private:
 
 } // namespace
 
-std::string emitCpp(const loops::Function &f, const std::string &symbol) {
+std::string emitCpp(const loops::Function &f, const std::string &symbol,
+                    const CppOptions &options) {
   bool ok = !symbol.empty() && !std::isdigit(static_cast<unsigned char>(symbol[0]));
   for (char ch : symbol)
     ok = ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_');
@@ -1368,7 +1390,7 @@ std::string emitCpp(const loops::Function &f, const std::string &symbol) {
     throw std::logic_error("internal error: emitCpp: '" + symbol + "' is not a C identifier");
   if (std::string problem = loops::verify(f); !problem.empty())
     throw std::logic_error("internal error: invalid loop IR in " + f.name + ": " + problem);
-  return Emitter(f, symbol).run();
+  return Emitter(f, symbol, options).run();
 }
 
 } // namespace nnc

@@ -29,7 +29,7 @@
 //
 // The translation unit includes standard headers and the runtime's
 // "Parallel.h" and "Random.h" (copied next to it; link Parallel.cpp and
-// RandomC.cpp), and compiles without warnings at `g++ -std=c++17 -O3
+// RandomC.cpp) — serial units only standard headers —, and compiles without warnings at `g++ -std=c++17 -O3
 // -march=native -Wall -Wextra`.
 #pragma once
 
@@ -39,11 +39,24 @@
 
 namespace nnc {
 
+struct CppOptions {
+  /// The .nn file, named in the unit's first comment (the loops' comments
+  /// give its lines).
+  std::string source;
+  /// For deployment: every parallel loop runs on the calling thread over its
+  /// whole range (the split the JIT makes on one thread: the same numbers),
+  /// so the unit needs none of the runtime, and the function is `static`,
+  /// for code appended to the unit to call. Not for functions that draw
+  /// random numbers.
+  bool serial = false;
+};
+
 /// The C++17 translation unit defining `extern "C" void symbol(float **buffers,
-/// int64_t N)` for `f`. `symbol` must be a C identifier; the unit's other
-/// names are internal (an anonymous namespace), so units of several
-/// functions link together. Throws std::logic_error if `f` fails
-/// loops::verify (the JIT refuses it too).
-std::string emitCpp(const loops::Function &f, const std::string &symbol);
+/// int64_t N)` for `f` (`static` when serial). `symbol` must be a C
+/// identifier; the unit's other names are internal (an anonymous namespace),
+/// so units of several functions link together. Throws std::logic_error if
+/// `f` fails loops::verify (the JIT refuses it too).
+std::string emitCpp(const loops::Function &f, const std::string &symbol,
+                    const CppOptions &options = {});
 
 } // namespace nnc

@@ -1,4 +1,5 @@
-// EmitProgram.h — `nnc FILE --emit-cpp DIR`: the program as standalone C++.
+// EmitProgram.h — `nnc FILE --emit-cpp DIR [--inference --weights PATH]`: the
+// program as standalone C++, a trainer or an inference library.
 #pragma once
 
 #include "frontend/Program.h"
@@ -14,5 +15,14 @@ namespace nnc {
 /// directory. Returns the exit status.
 int emitCppCommand(const Program &program, const std::string &dir, const std::string &dataDir,
                    Diag &diag);
+
+/// `--emit-cpp DIR --inference --weights PATH`: writes into `dir` only the
+/// inference code for one image, with the weights of the checkpoint at
+/// `weightsPath` (checked against the model) as constant arrays, and the C
+/// API `int nnc_predict(const float *image, float *probabilities)`: no heap,
+/// no exceptions, no I/O (nnc_predict.cpp, nnc_predict.h, README.md).
+/// Returns the exit status.
+int emitInferenceCommand(const Program &program, const std::string &dir,
+                         const std::string &weightsPath, Diag &diag);
 
 } // namespace nnc

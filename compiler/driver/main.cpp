@@ -42,7 +42,7 @@ namespace {
 
 struct Options {
   std::string file;
-  bool check = false, train = false, eval = false;
+  bool check = false, train = false, eval = false, inference = false;
   std::string emit, emitCpp;
   std::string color = "auto";
   nnc::RunOptions run;
@@ -140,6 +140,8 @@ int run(const Options &opt) {
     }
     if (opt.emit == "loops" || opt.emit == "llvm")
       return emitLowered(*program, opt.emit, diag);
+    if (!opt.emitCpp.empty() && opt.inference)
+      return nnc::emitInferenceCommand(*program, opt.emitCpp, opt.run.weights, diag);
     if (!opt.emitCpp.empty()) {
       if (!applyOverrides(opt, *program, diag))
         return 1;
@@ -192,9 +194,23 @@ std::string usageProblem(const Options &opt) {
       if (given)
         return std::string(flag) + " needs --train, --eval or --predict";
   }
-  if (!opt.emitCpp.empty() && (opt.run.json || !opt.run.weights.empty()))
-    return std::string(opt.run.json ? "--json" : "--weights") +
-           " is for running, not for --emit-cpp: give it to the emitted program";
+  if (opt.inference) {
+    if (opt.emitCpp.empty())
+      return "--inference needs --emit-cpp DIR (it writes an inference library there)";
+    if (opt.run.weights.empty())
+      return "--emit-cpp --inference needs --weights PATH: the trained weights to compile in";
+    for (auto [flag, given] : {std::pair<const char *, bool>{"--data", !opt.run.dataDir.empty()},
+                               {"--epochs", opt.epochs.has_value()},
+                               {"--batch", opt.batch.has_value()},
+                               {"--seed", opt.seed.has_value()}})
+      if (given)
+        return std::string(flag) + " is for training; --emit-cpp --inference has no use for it";
+  }
+  if (!opt.emitCpp.empty() && opt.run.json)
+    return "--json is for running, not for --emit-cpp: give it to the emitted program";
+  if (!opt.emitCpp.empty() && !opt.inference && !opt.run.weights.empty())
+    return "--weights with --emit-cpp needs --inference (an inference library with the weights "
+           "compiled in); an emitted trainer takes --weights itself";
   if ((opt.eval || !opt.run.image.empty()) && opt.run.weights.empty())
     return std::string(opt.eval ? "--eval" : "--predict") + " needs --weights PATH (a checkpoint "
            "written by --train --save)";
@@ -228,6 +244,9 @@ int main(int argc, char **argv) {
   app.add_option("--emit-cpp", opt.emitCpp,
                  "write the program as standalone C++ (a trainer built by g++ alone) into DIR")
       ->type_name("DIR");
+  app.add_flag("--inference", opt.inference,
+               "with --emit-cpp and --weights: an inference library instead, the weights "
+               "compiled in (C API nnc_predict)");
   app.add_flag("--train", opt.train,
                "train the model on its data for the declared epochs, reporting each epoch");
   app.add_flag("--eval", opt.eval,

@@ -535,12 +535,24 @@ private:
     written(grp.coRoot);
     for (int m : grp.members)
       written(m);
-    std::string comment;
+    // "fc3 (contract; line 19) + optimizer (scale, add, sqrt, div; line 23)":
+    // each layer the group computes, once, with its ops and the .nn line it
+    // was written on (for gradients and updates: the line of the layer, or
+    // of the optimizer or schedule, they come from).
+    struct Part {
+      std::string layer;
+      std::vector<std::string> ops;
+      uint32_t line = 0;
+    };
+    std::vector<Part> parts;
     auto describe = [&](int node) {
       const Node &n = g_.nodes[static_cast<size_t>(node)];
-      if (!comment.empty())
-        comment += " + ";
-      comment += n.layer + " (" + n.op->name + ")";
+      auto part = std::find_if(parts.begin(), parts.end(),
+                               [&](const Part &p) { return p.layer == n.layer; });
+      if (part == parts.end())
+        part = parts.insert(parts.end(), Part{n.layer, {}, n.loc.valid() ? n.loc.line : 0});
+      if (std::find(part->ops.begin(), part->ops.end(), n.op->name) == part->ops.end())
+        part->ops.push_back(n.op->name);
     };
     if (grp.coRoot >= 0)
       describe(grp.coRoot);
@@ -548,6 +560,15 @@ private:
       describe(grp.root);
     for (int m : grp.members)
       describe(m);
+    std::string comment;
+    for (const Part &p : parts) {
+      comment += (comment.empty() ? "" : " + ") + p.layer + " (";
+      for (size_t i = 0; i < p.ops.size(); ++i)
+        comment += (i ? ", " : "") + p.ops[i];
+      if (p.line > 0)
+        comment += "; line " + std::to_string(p.line);
+      comment += ")";
+    }
     if (grp.root < 0) {
       int e = newVar();
       ExprRef extent = grp.batched ? mul(batch(), i64(grp.per)) : i64(grp.per);

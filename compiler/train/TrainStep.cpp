@@ -15,7 +15,10 @@ namespace {
 /// Appends scalar and elementwise arithmetic to a graph.
 class Emitter {
 public:
-  Emitter(Graph &g, std::string layer) : g_(g), layer_(std::move(layer)) {}
+  /// Nodes of `layer`, located at `loc` (the optimizer's or schedule's
+  /// declaration) for the comments of the loops computing them.
+  Emitter(Graph &g, std::string layer, SourceLoc loc)
+      : g_(g), layer_(std::move(layer)), loc_(loc) {}
 
   ValueId op(const char *name, std::vector<ValueId> in, Attrs attrs = {}) {
     const OpDef *def = findOp(name);
@@ -23,7 +26,7 @@ public:
       if (!attrs.has(s.name) && s.defaultValue)
         attrs.set(s.name, *s.defaultValue);
     size_t n = in.size();
-    return g_.apply(*def, std::move(in), std::move(attrs), layer_, {}, n);
+    return g_.apply(*def, std::move(in), std::move(attrs), layer_, loc_, n);
   }
   ValueId constant(double v) {
     Attrs a;
@@ -54,6 +57,7 @@ public:
 private:
   Graph &g_;
   std::string layer_;
+  SourceLoc loc_;
 };
 
 ValueId scalarInput(Graph &g, const char *name) {
@@ -64,7 +68,7 @@ ValueId scalarInput(Graph &g, const char *name) {
 /// floor((step - 1) / stepsPerEpoch), as PyTorch's schedulers stepped once
 /// an epoch; the warm-up is linear over `warmup` epochs of steps.
 ValueId learningRate(Graph &g, const Program &p, const StepGraph &s) {
-  Emitter e(g, "schedule");
+  Emitter e(g, "schedule", p.schedule.loc);
   const Attrs &a = p.schedule.attrs;
   ValueId epoch =
       e.op("floor", {e.div(e.sub(s.step, e.constant(1)), s.stepsPerEpoch)});
@@ -103,7 +107,7 @@ void appendUpdate(Graph &g, const Program &p, StepGraph &s, const std::vector<Va
   ValueId lr = s.lr;
   for (size_t i = 0; i < params.size(); ++i) {
     const Value param = g.value(params[i]);
-    Emitter e(g, "optimizer");
+    Emitter e(g, "optimizer", p.optimizer.loc);
     auto state = [&](const char *suffix) {
       return g.addValue({ValueKind::State, DType::F32, param.shape,
                          param.name + "." + suffix, -1, {Initializer::Kind::Zeros, 0}});
@@ -159,7 +163,7 @@ void appendRunningStats(Graph &g, StepGraph &s) {
     const Node node = g.nodes[i];
     if (node.op->name != "batchnorm")
       continue;
-    Emitter e(g, node.layer);
+    Emitter e(g, node.layer, node.loc);
     double m = node.attrs.getFloat("momentum");
     ValueId x = node.inputs[0];
     ValueId stats[2] = {e.op("channel_mean", {x}), e.op("channel_var", {x})};

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -47,6 +48,17 @@ struct TempDir {
     return p;
   }
 };
+
+/// Writes an IDX file of unsigned bytes with dimensions `dims`.
+inline void writeIdx(const std::string &path, const std::vector<uint32_t> &dims,
+                     const std::vector<uint8_t> &data) {
+  std::ofstream out(path, std::ios::binary);
+  out.put(0).put(0).put(8).put(static_cast<char>(dims.size()));
+  for (uint32_t d : dims)
+    for (int s = 24; s >= 0; s -= 8)
+      out.put(static_cast<char>(d >> s));
+  out.write(reinterpret_cast<const char *>(data.data()), static_cast<std::streamsize>(data.size()));
+}
 
 /// Runs nnc with `args` in directory `cwd`, capturing both streams.
 inline Run nnc(std::vector<std::string> args, const std::string &cwd = ".") {

@@ -45,17 +45,6 @@ std::string withoutTimings(const std::string &text) {
   return std::regex_replace(text, timing, "");
 }
 
-/// Writes an IDX file of unsigned bytes with dimensions `dims`.
-void writeIdx(const std::string &path, const std::vector<uint32_t> &dims,
-              const std::vector<uint8_t> &data) {
-  std::ofstream out(path, std::ios::binary);
-  out.put(0).put(0).put(8).put(static_cast<char>(dims.size()));
-  for (uint32_t d : dims)
-    for (int s = 24; s >= 0; s -= 8)
-      out.put(static_cast<char>(d >> s));
-  out.write(reinterpret_cast<const char *>(data.data()), static_cast<std::streamsize>(data.size()));
-}
-
 /// A tiny MNIST-format directory: `count` 28×28 images per split with
 /// labels i % 10, except `badLabel` at index 3 of the training labels.
 void writeTinyMnist(const std::string &dir, int count, int badLabel = -1) {

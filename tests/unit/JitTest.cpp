@@ -102,7 +102,7 @@ TEST_CASE("fusion: bias and activation run in the product's output loop") {
   // one group for the layer and its activation: the weights packed
   // (transposed), then one nest computing the output, bias and relu
   REQUIRE(f.body.body.size() == 1);
-  CHECK(f.body.body[0].comment == "fc (dense) + relu_1 (relu)");
+  CHECK(f.body.body[0].comment == "fc (dense; line 2) + relu_1 (relu; line 2)");
   CHECK(f.nests == 2);
   // the pre-activation never reaches memory: the output is the only buffer
   // the product writes, and the activation is applied as it is stored

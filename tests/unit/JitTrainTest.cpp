@@ -296,8 +296,8 @@ TEST_CASE("fusion: each parameter's Adam update runs in the loop that computes i
         CHECK(stores[g].count(p + ".exp_avg_sq'"));
         // the group is the gradient's: a product (contract) or a bias sum
         const std::string &what = f.body.body[g].comment;
-        CHECK((what.find("(contract)") != std::string::npos ||
-               what.find("(batch_sum)") != std::string::npos));
+        CHECK((what.find("(contract; line ") != std::string::npos ||
+               what.find("(batch_sum; line ") != std::string::npos));
       }
     CHECK(groups == 1);
     // and the gradient itself is never stored
