@@ -597,6 +597,31 @@ bool Session::load(const std::string &path, bool withOptimizer, Progress &progre
 
 // --------------------------------------------------------------- --train --
 
+namespace {
+
+/// One training step on the batch of `n` examples in the step's input
+/// buffers: the step number set, run, counted. Returns the loss.
+double runStep(Runner &step, int64_t n, Progress &progress) {
+  step.data(kStepBuffer)[0] = static_cast<float>(progress.step + 1);
+  step.run(n);
+  ++progress.step;
+  return step.data(kLossBuffer)[0];
+}
+
+void reportDivergence(const ErrorFn &error, double loss, int64_t epoch, int64_t step,
+                      int64_t batch, int64_t stepsPerEpoch, float lr) {
+  error(Culprit::Optimizer,
+        format("the loss became %s in epoch %lld, step %s (batch %lld of %lld), at learning "
+               "rate %.3g",
+               std::isnan(loss) ? "NaN" : "infinite", static_cast<long long>(epoch),
+               withThousands(step).c_str(), static_cast<long long>(batch),
+               static_cast<long long>(stepsPerEpoch), double(lr)),
+        "training diverged: try a smaller learning rate (--lr), normalized inputs "
+        "(normalize(mean, std) in the data block), or a warm-up schedule");
+}
+
+} // namespace
+
 int train(Session &session, const RunOptions &options, const ErrorFn &error) {
   const Model &model = session.model();
   Data data;
@@ -658,7 +683,6 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
   Runner &step = session.trainStep();
   float *x = step.data(model.input);
   int64_t *labels = step.labels(kLabelsBuffer);
-  float *stepNumber = step.data(kStepBuffer);
   step.data(kStepsPerEpochBuffer)[0] = static_cast<float>(stepsPerEpoch);
   step.data(kBaseLrBuffer)[0] = static_cast<float>(options.lr ? *options.lr : model.baseLr);
 
@@ -678,21 +702,11 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
       const int64_t n = batch->count;
       std::memcpy(x, batch->images.data(), batch->images.size() * sizeof(float));
       std::memcpy(labels, batch->labels.data(), batch->labels.size() * sizeof(int64_t));
-      stepNumber[0] = static_cast<float>(progress.step + 1);
-      step.run(n);
-      ++progress.step;
-      double loss = step.data(kLossBuffer)[0];
+      double loss = runStep(step, n, progress);
       report.lr = step.data(kLrBuffer)[0];
       if (!std::isfinite(loss)) {
         line.clear();
-        error(Culprit::Optimizer,
-              format("the loss became %s in epoch %lld, step %s (batch %lld of %lld), at learning "
-                     "rate %.3g",
-                     std::isnan(loss) ? "NaN" : "infinite", static_cast<long long>(epoch + 1),
-                     withThousands(progress.step).c_str(), static_cast<long long>(b + 1),
-                     static_cast<long long>(stepsPerEpoch), double(report.lr)),
-              "training diverged: try a smaller learning rate (--lr), normalized inputs "
-              "(normalize(mean, std) in the data block), or a warm-up schedule");
+        reportDivergence(error, loss, epoch + 1, progress.step, b + 1, stepsPerEpoch, report.lr);
         return 1;
       }
       report.train.lossSum += loss * static_cast<double>(n);
@@ -733,6 +747,109 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
                         static_cast<long long>(progress.epoch), static_cast<long long>(epochs),
                         options.save.empty() ? "CHECKPOINT" : options.save.c_str());
   return 0;
+}
+
+// ------------------------------------------------------------- Stepper ---
+
+struct Stepper::Impl {
+  Data data;
+  BatchSource training, test; // over `data`, which must not move
+
+  Impl(Data d, const Model &m)
+      : data(std::move(d)), training(data.train, data.split.train, m.data, Purpose::Train),
+        test(data.test, everyExample(data.test), m.data, Purpose::Evaluate) {}
+};
+
+Stepper::Stepper() = default;
+Stepper::~Stepper() = default;
+
+std::unique_ptr<Stepper> Stepper::open(const Model &model, const RunOptions &options,
+                                       const ErrorFn &error) {
+  Data data;
+  if (!loadData(model, options, true, data, error))
+    return nullptr;
+  std::unique_ptr<Stepper> s(new Stepper);
+  s->impl_ = std::make_unique<Impl>(std::move(data), model);
+  return s;
+}
+
+int64_t Stepper::stepsPerEpoch() const { return impl_->training.batches(); }
+int64_t Stepper::trainExamples() const { return impl_->training.examples(); }
+int64_t Stepper::testExamples() const { return impl_->test.examples(); }
+
+bool Stepper::train(Session &session, int64_t steps, double baseLr, Progress &progress,
+                    const std::atomic<bool> *stop, bool progressLine, StepsReport &report,
+                    const ErrorFn &error) {
+  const Model &model = session.model();
+  const int64_t perEpoch = stepsPerEpoch();
+  Runner &step = session.trainStep();
+  float *x = step.data(model.input);
+  int64_t *labels = step.labels(kLabelsBuffer);
+  step.data(kStepsPerEpochBuffer)[0] = static_cast<float>(perEpoch);
+  step.data(kBaseLrBuffer)[0] = static_cast<float>(baseLr);
+  report = {};
+  Metrics metrics;
+  ProgressLine line(progressLine, progress.step / perEpoch + 1, model.epochs, steps);
+  Clock::time_point start = Clock::now();
+  for (int64_t k = 0; k < steps; ++k) {
+    if (stop != nullptr && stop->load(std::memory_order_relaxed))
+      break;
+    const int64_t epoch = progress.step / perEpoch, b = progress.step % perEpoch;
+    const int64_t n = impl_->training.batchExamples(b);
+    impl_->training.fill(epoch, b, x, labels);
+    double loss = runStep(step, n, progress);
+    report.lr = step.data(kLrBuffer)[0];
+    if (!std::isfinite(loss)) {
+      line.clear();
+      session.syncPredict();
+      reportDivergence(error, loss, epoch + 1, progress.step, b + 1, perEpoch, report.lr);
+      return false;
+    }
+    progress.epoch = progress.step / perEpoch;
+    metrics.lossSum += loss * static_cast<double>(n);
+    countCorrect(step.data(model.logits), labels, n, model.classes, metrics);
+    ++report.steps;
+    line.update(k + 1, metrics.loss());
+  }
+  line.clear();
+  report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  report.loss = metrics.loss();
+  report.accuracy = metrics.accuracy();
+  session.syncPredict();
+  return true;
+}
+
+std::vector<double> Stepper::classify(Session &session, int64_t index,
+                                      std::vector<uint8_t> &pixels, int64_t &rows, int64_t &cols,
+                                      int64_t &label) {
+  const Model &model = session.model();
+  const Dataset &set = impl_->data.test;
+  rows = set.rows;
+  cols = set.cols;
+  const size_t size = static_cast<size_t>(rows * cols);
+  pixels.assign(set.images.begin() + static_cast<std::ptrdiff_t>(size * static_cast<size_t>(index)),
+                set.images.begin() + static_cast<std::ptrdiff_t>(size * static_cast<size_t>(index + 1)));
+  DataOptions one = model.data;
+  one.batchSize = 1;
+  BatchSource source(set, {index}, one, Purpose::Evaluate);
+  Runner &r = session.predict();
+  source.fill(0, 0, r.data(model.input), &label);
+  r.run(1);
+  const float *logits = r.data(model.logits);
+  std::vector<double> p(static_cast<size_t>(model.classes));
+  double top = logits[0], sum = 0;
+  for (int64_t j = 1; j < model.classes; ++j)
+    top = std::max(top, double(logits[j]));
+  for (size_t j = 0; j < p.size(); ++j)
+    sum += p[j] = std::exp(double(logits[j]) - top);
+  for (double &v : p)
+    v /= sum;
+  return p;
+}
+
+std::pair<double, double> Stepper::test(Session &session) {
+  Metrics m = evaluateOn(session, impl_->test, false);
+  return {m.loss(), m.accuracy()};
 }
 
 // ---------------------------------------------------------------- --eval --

@@ -26,9 +26,11 @@
 #include "Data.h"
 #include "Idx.h"
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -127,6 +129,48 @@ struct RunOptions {
   std::string weights;        ///< --weights
   std::string image;          ///< --predict
   bool progress = false;      ///< a live progress line on stderr
+};
+
+/// What Stepper::train did.
+struct StepsReport {
+  int64_t steps = 0;             ///< steps run (fewer than asked when stopped)
+  double loss = 0, accuracy = 0; ///< over the batches trained (NaN for none)
+  float lr = 0;                  ///< the last step's learning rate
+  double seconds = 0;
+};
+
+/// Training a little at a time, as the REPL does: the data loaded and
+/// checked once; the batches in train()'s order (epoch after epoch, shuffled
+/// and augmented alike), continuing from `progress.step`.
+class Stepper {
+public:
+  ~Stepper();
+  /// Loads and checks `model`'s data from options.dataDir, as train() does;
+  /// null after reporting what is wrong.
+  static std::unique_ptr<Stepper> open(const Model &model, const RunOptions &options,
+                                       const ErrorFn &error);
+
+  int64_t stepsPerEpoch() const;
+  int64_t trainExamples() const;
+  int64_t testExamples() const;
+
+  /// Trains `steps` steps with base rate `baseLr` from `progress` (advanced),
+  /// stopping early, between steps, once `*stop` is set. False after
+  /// reporting a NaN or infinite loss.
+  bool train(Session &session, int64_t steps, double baseLr, Progress &progress,
+             const std::atomic<bool> *stop, bool progressLine, StepsReport &report,
+             const ErrorFn &error);
+  /// Loss and accuracy on the test set.
+  std::pair<double, double> test(Session &session);
+  /// The class probabilities of test image `index` (< testExamples()), with
+  /// its pixels, size and label.
+  std::vector<double> classify(Session &session, int64_t index, std::vector<uint8_t> &pixels,
+                               int64_t &rows, int64_t &cols, int64_t &label);
+
+private:
+  Stepper();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 /// `--train`. Returns the exit status.

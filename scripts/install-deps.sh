@@ -7,7 +7,7 @@ packages=(
   cmake ninja-build g++ make git          # toolchain
   llvm-14-dev                             # code generation and the JIT
   antlr4 libantlr4-runtime-dev            # parser generator (pulls in a JRE) and its C++ runtime
-  libfmt-dev libcli11-dev libedit-dev zlib1g-dev
+  libfmt-dev libcli11-dev libedit-dev zlib1g-dev pkgconf   # pkgconf finds libedit
   catch2                                  # tests
   python3-torch                           # cross-checks and benchmarks against PyTorch
   dataset-fashion-mnist                   # Fashion-MNIST in IDX files, for examples/fashion*.nn

@@ -8,6 +8,7 @@
 #include "driver/EmitProgram.h"
 
 #include "codegen/EmitCpp.h"
+#include "codegen/JIT.h"
 #include "codegen/Runner.h"
 #include "codegen/RuntimeSources.h"
 #include "driver/Session.h"
@@ -504,6 +505,33 @@ int emitCppCommand(const Program &program, const std::string &dir, const std::st
   std::cerr << "wrote " << files.size() << " files to " << dir
             << "; build: g++ -std=c++17 -O3 -march=native -pthread " << dir
             << "/*.cpp -o trainer\n";
+  return 0;
+}
+
+int printLowered(const Program &program, const std::string &what, std::ostream &out,
+                 Diag &diag) {
+  std::string why;
+  std::optional<LoweredProgram> lowered =
+      lowerProgram(program, program.data.batch, why);
+  if (!lowered) {
+    diag.errorNoLoc(program.path + ": cannot compile this program yet: " + why +
+                    " is not supported by the code generator");
+    return 1;
+  }
+  if (what == "loops") {
+    loops::print(lowered->trainStep, out);
+    out << "\n";
+    loops::print(lowered->predict, out);
+    return 0;
+  }
+  std::string error;
+  std::unique_ptr<JIT> jit = JIT::create(error);
+  if (!jit)
+    throw std::runtime_error("internal error: cannot start the JIT: " + error);
+  jit->keepIR(true);
+  if (jit->compile({&lowered->trainStep, &lowered->predict}, error).empty())
+    throw std::runtime_error(error);
+  out << jit->lastIR();
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include "frontend/Program.h"
 #include "support/Diag.h"
 
+#include <ostream>
 #include <string>
 
 namespace nnc {
@@ -15,6 +16,12 @@ namespace nnc {
 /// directory. Returns the exit status.
 int emitCppCommand(const Program &program, const std::string &dir, const std::string &dataDir,
                    Diag &diag);
+
+/// `--emit=loops` / `--emit=llvm`: the lowered training step, then
+/// prediction, as loop IR or as the LLVM IR the JIT compiles. Returns the
+/// exit status.
+int printLowered(const Program &program, const std::string &what, std::ostream &out,
+                 Diag &diag);
 
 /// `--emit-cpp DIR --inference --weights PATH`: writes into `dir` only the
 /// inference code for one image, with the weights of the checkpoint at

@@ -11,9 +11,6 @@
 
 namespace nnc {
 
-namespace {
-
-/// The runtime's errors, at the .nn line of the part they are about.
 nnc_rt::ErrorFn reporter(const Program &program, Diag &diag) {
   return [&program, &diag](nnc_rt::Culprit culprit, const std::string &message,
                                      const std::string &hint) {
@@ -41,6 +38,8 @@ nnc_rt::ErrorFn reporter(const Program &program, Diag &diag) {
     diag.error(where, message, hint);
   };
 }
+
+namespace {
 
 /// Compiles `program` and runs `command` on it.
 int runCompiled(const Program &program, const RunOptions &options, Diag &diag,

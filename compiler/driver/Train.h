@@ -5,6 +5,8 @@
 #include "frontend/Program.h"
 #include "support/Diag.h"
 
+#include "Training.h"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -30,6 +32,10 @@ struct RunOptions {
 /// Where the data is: `option` (--data) as given, else the data block's
 /// path relative to the .nn file's directory; "" when neither says.
 std::string dataDirectory(const Program &program, const std::string &option);
+
+/// The runtime's errors, reported by `diag` at the .nn line of the part of
+/// `program` they are about (the data block, the input, the optimizer).
+nnc_rt::ErrorFn reporter(const Program &program, Diag &diag);
 
 /// `nnc FILE --train`: trains for the declared epochs, reporting each
 /// epoch. Returns the exit status.

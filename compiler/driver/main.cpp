@@ -15,6 +15,7 @@
 #include "driver/EmitProgram.h"
 #include "driver/Summary.h"
 #include "driver/Train.h"
+#include "repl/Repl.h"
 #include "codegen/JIT.h"
 #include "loops/LoopIR.h"
 #include "frontend/Parse.h"
@@ -28,6 +29,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 #include <optional>
@@ -42,7 +44,7 @@ namespace {
 
 struct Options {
   std::string file;
-  bool check = false, train = false, eval = false, inference = false;
+  bool check = false, train = false, eval = false, inference = false, repl = false;
   std::string emit, emitCpp;
   std::string color = "auto";
   nnc::RunOptions run;
@@ -56,33 +58,6 @@ bool useColor(const std::string &mode) {
   if (mode == "never")
     return false;
   return ::isatty(STDERR_FILENO) && std::getenv("NO_COLOR") == nullptr;
-}
-
-/// --emit=loops and --emit=llvm: the training step, then prediction.
-int emitLowered(const nnc::Program &program, const std::string &what, nnc::Diag &diag) {
-  std::string why;
-  std::optional<nnc::LoweredProgram> lowered =
-      nnc::lowerProgram(program, program.data.batch, why);
-  if (!lowered) {
-    diag.errorNoLoc(program.path + ": cannot compile this program yet: " + why +
-                    " is not supported by the code generator");
-    return 1;
-  }
-  if (what == "loops") {
-    nnc::loops::print(lowered->trainStep, std::cout);
-    std::cout << "\n";
-    nnc::loops::print(lowered->predict, std::cout);
-    return 0;
-  }
-  std::string error;
-  std::unique_ptr<nnc::JIT> jit = nnc::JIT::create(error);
-  if (!jit)
-    throw std::runtime_error("internal error: cannot start the JIT: " + error);
-  jit->keepIR(true);
-  if (jit->compile({&lowered->trainStep, &lowered->predict}, error).empty())
-    throw std::runtime_error(error);
-  std::cout << jit->lastIR();
-  return 0;
 }
 
 /// --epochs, --batch and --seed replace the .nn file's settings.
@@ -104,6 +79,8 @@ bool applyOverrides(const Options &opt, nnc::Program &program, nnc::Diag &diag) 
 }
 
 int run(const Options &opt) {
+  if (opt.repl)
+    return nnc::runRepl({opt.file, opt.run.dataDir, useColor(opt.color)});
   nnc::SourceManager sources;
   nnc::Diag diag(sources, std::cerr, useColor(opt.color));
   std::string error;
@@ -139,7 +116,7 @@ int run(const Options &opt) {
       return 0;
     }
     if (opt.emit == "loops" || opt.emit == "llvm")
-      return emitLowered(*program, opt.emit, diag);
+      return nnc::printLowered(*program, opt.emit, std::cout, diag);
     if (!opt.emitCpp.empty() && opt.inference)
       return nnc::emitInferenceCommand(*program, opt.emitCpp, opt.run.weights, diag);
     if (!opt.emitCpp.empty()) {
@@ -169,10 +146,10 @@ int run(const Options &opt) {
 /// Flags that make no sense together, or without the flag they serve.
 std::string usageProblem(const Options &opt) {
   int commands = opt.check + opt.train + opt.eval + !opt.run.image.empty() + !opt.emit.empty() +
-                 !opt.emitCpp.empty();
+                 !opt.emitCpp.empty() + opt.repl;
   if (commands > 1)
-    return "--check, --emit, --emit-cpp, --train, --eval and --predict each name what to do: "
-           "give one";
+    return "--check, --emit, --emit-cpp, --train, --eval, --predict and --repl each name what to "
+           "do: give one";
   bool training = opt.train;
   if (!training) {
     for (auto [flag, given] : {std::pair<const char *, bool>{"--save", !opt.run.save.empty()},
@@ -184,7 +161,8 @@ std::string usageProblem(const Options &opt) {
       if (given)
         return std::string(flag) + " needs --train";
   }
-  bool running = opt.train || opt.eval || !opt.run.image.empty() || !opt.emitCpp.empty();
+  bool running = opt.train || opt.eval || !opt.run.image.empty() || !opt.emitCpp.empty() ||
+                 opt.repl;
   if (!running) {
     for (auto [flag, given] : {std::pair<const char *, bool>{"--data", !opt.run.dataDir.empty()},
                                {"--batch", opt.batch.has_value()},
@@ -231,7 +209,7 @@ int main(int argc, char **argv) {
   app.footer("Exit status: 0 success, 1 errors in the input, 2 usage error, 3 internal error.\n"
              "Documentation: docs/CLI.md and docs/LANGUAGE.md");
   Options opt;
-  app.add_option("FILE", opt.file, "the .nn file to compile")->required();
+  app.add_option("FILE", opt.file, "the .nn file to compile (optional for --repl)");
   app.add_flag("--check", opt.check,
                "check the file and print the model summary (the default action)");
   app.add_option("--emit", opt.emit, "print a stage's output and stop: ast, graph, grad, loops, llvm or dot")
@@ -247,6 +225,9 @@ int main(int argc, char **argv) {
   app.add_flag("--inference", opt.inference,
                "with --emit-cpp and --weights: an inference library instead, the weights "
                "compiled in (C API nnc_predict)");
+  app.add_flag("--repl", opt.repl,
+               "an interactive session with the model (also: nnc repl [FILE]); :help lists "
+               "its commands");
   app.add_flag("--train", opt.train,
                "train the model on its data for the declared epochs, reporting each epoch");
   app.add_flag("--eval", opt.eval,
@@ -285,8 +266,13 @@ int main(int argc, char **argv) {
       ->type_name("K");
   app.add_option("--plot", opt.run.plot, "draw loss and accuracy per epoch as an SVG file")
       ->type_name("FILE");
+  // `nnc repl [FILE] [options]` is `nnc [FILE] --repl [options]`.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "repl")
+    args[0] = "--repl";
+  std::reverse(args.begin(), args.end()); // CLI11 takes them last first
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::CallForHelp &e) {
     return app.exit(e);
   } catch (const CLI::CallForVersion &e) {
@@ -294,6 +280,10 @@ int main(int argc, char **argv) {
   } catch (const CLI::ParseError &e) {
     app.exit(e);
     std::cerr << "Run 'nnc --help' for the options.\n";
+    return 2;
+  }
+  if (opt.file.empty() && !opt.repl) {
+    std::cerr << "FILE is required: the .nn file to compile\nRun 'nnc --help' for the options.\n";
     return 2;
   }
   if (std::string problem = usageProblem(opt); !problem.empty()) {

@@ -1,0 +1,57 @@
+// ReplCliTest.cpp — `nnc repl` driven by scripts: each tests/repl/NAME.in is
+// piped to nnc in the source directory (stdout and stderr together, in the
+// order written) and the transcript, with times masked, must equal
+// NAME.expected. UPDATE_GOLDEN=1 rewrites the expected files.
+#include "Process.h"
+
+#include <cstdlib>
+#include <regex>
+
+using namespace nnc_test;
+
+namespace {
+
+const std::string kSource = NNC_SOURCE_DIR;
+
+/// The transcript of `nnc repl ARGS < tests/repl/NAME.in`, times masked.
+std::string session(const std::string &name, const std::string &args, const TempDir &dir) {
+  std::string out = dir.path + "/" + name + ".out";
+  std::string cmd = "cd '" + kSource + "' && '" + NNC_BINARY + "' repl " + args +
+                    " < tests/repl/" + name + ".in > '" + out + "' 2>&1";
+  int status = std::system(cmd.c_str());
+  INFO(slurp(out));
+  REQUIRE(status == 0);
+  std::string text = slurp(out);
+  text = std::regex_replace(text, std::regex("[0-9]+(\\.[0-9]+)? ms"), "# ms");
+  text = std::regex_replace(text, std::regex("[0-9]+\\.[0-9]+ s\\b"), "# s");
+  text = std::regex_replace(text, std::regex("compiles \\(ms\\): [0-9, ]+"), "compiles (ms): #");
+  return text;
+}
+
+void compare(const std::string &name, const std::string &text) {
+  std::string expected = kSource + "/tests/repl/" + name + ".expected";
+  if (std::getenv("UPDATE_GOLDEN") != nullptr)
+    std::ofstream(expected, std::ios::binary) << text;
+  CHECK(text == slurp(expected));
+}
+
+} // namespace
+
+TEST_CASE("repl: load mnist.nn, train an epoch, swap ReLU for GELU, train again, compare") {
+  TempDir dir;
+  std::string text = session("mnist", "examples/mnist.nn --data tests/data/mnist-slice", dir);
+  compare("mnist", text);
+  // The checkpoint :save wrote (in the source directory) is nnc's.
+  Run eval = nnc({kSource + "/examples/mnist.nn", "--eval", "--weights",
+                  kSource + "/repl-test.st", "--data", kSource + "/tests/data/mnist-slice"});
+  std::remove((kSource + "/repl-test.st").c_str());
+  std::remove((kSource + "/repl-test.optimizer.st").c_str());
+  // mnist.nn's own model has fc2 of 64: the session's replaced fc2 (32) is refused.
+  CHECK(eval.status == 1);
+  CHECK(eval.err.find("fc2.weight") != std::string::npos);
+}
+
+TEST_CASE("repl: a model typed from scratch, mistakes reported and the session going on") {
+  TempDir dir;
+  compare("scratch", session("scratch", "--data tests/data/mnist-slice", dir));
+}
