@@ -380,8 +380,9 @@ void printEpoch(const EpochReport &r, int64_t epochs, bool jsonLines) {
 /// The live line on a terminal: batch n/N, running loss, time left.
 class ProgressLine {
 public:
-  ProgressLine(bool enabled, int64_t epoch, int64_t epochs, int64_t batches)
-      : enabled_(enabled), epoch_(epoch), epochs_(epochs), batches_(batches),
+  /// `title` leads the line ("epoch 3/10"); `batches` is the count to go.
+  ProgressLine(bool enabled, std::string title, int64_t batches)
+      : enabled_(enabled), title_(std::move(title)), batches_(batches),
         start_(Clock::now()), last_(start_) {}
   ~ProgressLine() { clear(); }
   ProgressLine(const ProgressLine &) = delete;
@@ -403,8 +404,7 @@ public:
     std::string bar(static_cast<size_t>(filled), '=');
     if (filled < kWidth)
       bar += '>' + std::string(static_cast<size_t>(kWidth - filled - 1), ' ');
-    std::cerr << format("\r\033[Kepoch %lld/%lld [%s] %lld/%lld  loss %.4f  ETA %.0f s",
-                        static_cast<long long>(epoch_), static_cast<long long>(epochs_),
+    std::cerr << format("\r\033[K%s [%s] %lld/%lld  loss %.4f  ETA %.0f s", title_.c_str(),
                         bar.c_str(), static_cast<long long>(done),
                         static_cast<long long>(batches_), runningLoss, left)
               << std::flush;
@@ -418,7 +418,8 @@ public:
 
 private:
   bool enabled_;
-  int64_t epoch_, epochs_, batches_;
+  std::string title_;
+  int64_t batches_;
   Clock::time_point start_, last_;
   bool shown_ = false;
 };
@@ -693,7 +694,10 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
   for (int64_t epoch = progress.epoch; epoch < lastEpoch; ++epoch) {
     EpochReport report;
     report.epoch = epoch + 1;
-    ProgressLine line(options.progress, epoch + 1, epochs, stepsPerEpoch);
+    ProgressLine line(options.progress,
+                      format("epoch %lld/%lld", static_cast<long long>(epoch + 1),
+                             static_cast<long long>(epochs)),
+                      stepsPerEpoch);
     Clock::time_point start = Clock::now();
     for (int64_t b = 0; b < stepsPerEpoch; ++b) {
       const Batch *batch = prefetcher.next();
@@ -789,7 +793,7 @@ bool Stepper::train(Session &session, int64_t steps, double baseLr, Progress &pr
   step.data(kBaseLrBuffer)[0] = static_cast<float>(baseLr);
   report = {};
   Metrics metrics;
-  ProgressLine line(progressLine, progress.step / perEpoch + 1, model.epochs, steps);
+  ProgressLine line(progressLine, "steps", steps);
   Clock::time_point start = Clock::now();
   for (int64_t k = 0; k < steps; ++k) {
     if (stop != nullptr && stop->load(std::memory_order_relaxed))

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -26,6 +27,7 @@
 #include <memory>
 #include <set>
 #include <sstream>
+#include <poll.h>
 #include <unistd.h>
 #include <vector>
 
@@ -60,6 +62,33 @@ char **complete(const char *text, int, int) {
   return rl_completion_matches(text, completionGenerator);
 }
 
+std::atomic<bool> gStop{false};
+
+/// libedit's reads of the terminal: a key, or, once Ctrl-C has been typed
+/// (the handler set gStop; perhaps before the read began, while the terminal
+/// was still in cooked mode), Enter, so that readline returns and the caller
+/// drops the line. Polls, so that a Ctrl-C between the check and the read
+/// is seen within 0.1 s.
+int getKey(FILE *) {
+  for (;;) {
+    if (gStop.load())
+      return '\n';
+    pollfd in{STDIN_FILENO, POLLIN, 0};
+    int ready = ::poll(&in, 1, 100);
+    if (ready < 0 && errno == EINTR)
+      continue;
+    if (ready == 0)
+      continue;
+    unsigned char c;
+    ssize_t n = ::read(STDIN_FILENO, &c, 1);
+    if (n == 1)
+      return c;
+    if (n < 0 && errno == EINTR)
+      continue;
+    return EOF;
+  }
+}
+
 /// Lines from a terminal (libedit: editing, history, completion) or a pipe.
 class LineReader {
 public:
@@ -73,6 +102,10 @@ public:
     if (!history_.empty())
       read_history(history_.c_str());
     rl_attempted_completion_function = complete;
+    // Ctrl-C at the prompt: our handler, not libedit's, and a read that
+    // returns so that the line can be dropped (see getKey).
+    rl_catch_signals = 0;
+    rl_getc_function = getKey;
     rl_basic_word_break_characters = const_cast<char *>(" \t\n(),=[]{}->@");
   }
   ~LineReader() {
@@ -82,16 +115,11 @@ public:
   LineReader(const LineReader &) = delete;
   LineReader &operator=(const LineReader &) = delete;
 
-  bool read(const char *prompt, std::string &line) {
-    if (!terminal_)
-      return static_cast<bool>(std::getline(std::cin, line));
-    char *got = readline(prompt);
-    if (got == nullptr)
-      return false;
-    line = got;
-    std::free(got);
-    return true;
-  }
+  enum class Got { Line, Interrupted, End };
+
+  /// The next line; Interrupted when Ctrl-C was typed at the prompt (the
+  /// line typed so far is dropped, as a shell does).
+  Got read(const char *prompt, std::string &line);
   void remember(const std::string &entry) {
     if (terminal_ && !entry.empty())
       add_history(entry.c_str());
@@ -185,7 +213,6 @@ std::string percent(double v) { return std::isnan(v) ? "-" : fmt::format("{:.2f}
 
 // --------------------------------------------------------------- Ctrl-C ----
 
-std::atomic<bool> gStop{false};
 extern "C" void onInterrupt(int) { gStop.store(true); }
 
 /// SIGINT sets gStop while it lives (a training stops at the next step).
@@ -197,6 +224,11 @@ public:
     sa.sa_handler = onInterrupt;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_);
+    // A parent may have started nnc with SIGINT blocked (test drivers do).
+    sigset_t interrupt;
+    sigemptyset(&interrupt);
+    sigaddset(&interrupt, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &interrupt, nullptr);
   }
   ~InterruptScope() { sigaction(SIGINT, &old_, nullptr); }
   InterruptScope(const InterruptScope &) = delete;
@@ -205,6 +237,26 @@ public:
 private:
   struct sigaction old_ {};
 };
+
+LineReader::Got LineReader::read(const char *prompt, std::string &line) {
+  if (!terminal_)
+    return std::getline(std::cin, line) ? Got::Line : Got::End;
+  char *got;
+  {
+    InterruptScope interrupts; // Ctrl-C ends the read instead of nnc
+    got = readline(prompt);
+    if (gStop.load()) {
+      std::free(got);
+      std::cout << "^C\n";
+      return Got::Interrupted;
+    }
+  }
+  if (got == nullptr)
+    return Got::End;
+  line = got;
+  std::free(got);
+  return Got::Line;
+}
 
 // --------------------------------------------------------------- Repl ----
 
@@ -251,8 +303,13 @@ public:
     int firstLine = 0;
     for (std::string line;;) {
       const char *prompt = !terminal_ ? "" : pending.empty() ? "nnc> " : "...> ";
-      if (!reader.read(prompt, line))
+      LineReader::Got got = reader.read(prompt, line);
+      if (got == LineReader::Got::End)
         break;
+      if (got == LineReader::Got::Interrupted) {
+        pending.clear();
+        continue;
+      }
       ++lines_;
       if (pending.empty() && trim(line).empty())
         continue;
