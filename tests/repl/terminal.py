@@ -40,6 +40,8 @@ def run(nnc, source, home):
 
     seen = b""
 
+    transcript = []
+
     def read_until(pattern, timeout=60):
         nonlocal seen
         deadline = time.monotonic() + timeout
@@ -48,11 +50,12 @@ def run(nnc, source, home):
             m = regex.search(seen)
             if m:
                 before, seen = seen[:m.end()], seen[m.end():]
+                transcript.append(before.decode(errors="replace"))
                 return before.decode(errors="replace")
             left = deadline - time.monotonic()
             if left <= 0:
-                fail(f"timed out waiting for {pattern!r}; the terminal shows:\n"
-                     + seen.decode(errors="replace"))
+                fail(f"timed out waiting for {pattern!r}; the terminal showed:\n"
+                     + "".join(transcript)[-1500:] + seen.decode(errors="replace"))
             ready, _, _ = select.select([fd], [], [], left)
             if ready:
                 try:
@@ -72,6 +75,10 @@ def run(nnc, source, home):
         sys.exit(1)
 
     def type_(text):
+        # As a person would: not in the instant the prompt appears, before
+        # libedit has put the terminal in its mode (keys typed earlier are
+        # the terminal driver's, echoed and edited by it).
+        time.sleep(0.2)
         os.write(fd, text.encode())
 
     read_until(r"nnc> ")
