@@ -58,7 +58,8 @@ bool useColor(const std::string &mode) {
   return ::isatty(STDERR_FILENO) && std::getenv("NO_COLOR") == nullptr;
 }
 
-/// --emit=loops and --emit=llvm: the training step, then prediction.
+/// --emit=loops (the training step, then prediction) and --emit=llvm (the
+/// modules the JIT compiles them in).
 int emitLowered(const nnc::Program &program, const std::string &what, nnc::Diag &diag) {
   std::string why;
   std::optional<nnc::LoweredProgram> lowered =
