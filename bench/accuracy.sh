@@ -45,9 +45,8 @@ Without torch, only nnc runs and the report says PyTorch was unavailable.
 EOF
 }
 
-die() { echo "$prog: error: $*" >&2; exit 1; }
-note() { echo "$prog: $*" >&2; }
-abspath() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 nnc=$repo/build/nnc
 digits=$repo/data/mnist
@@ -63,8 +62,6 @@ torch_ld=
 out=$repo/bench/RESULTS.md
 logs=
 
-# shellcheck disable=SC2015 # die exits
-need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value (see --help)"; }
 while [ $# -gt 0 ]; do
   case $1 in
     --nnc) need_arg "$@"; nnc=$(abspath "$2"); shift 2 ;;
@@ -90,22 +87,10 @@ for list in "$digits_seeds" "$fashion_seeds" "$slice_seeds"; do
   [[ $list =~ ^[[:space:]]*[0-9]+([[:space:]]+[0-9]+)*[[:space:]]*$ ]] ||
     die "a seed list must be non-negative integers separated by spaces, not '$list'"
 done
-if [ ! -f "$nnc" ] || [ ! -x "$nnc" ]; then
-  die "no nnc binary at $nnc: build it (cmake --build build) or pass --nnc PATH"
-fi
+check_nnc "$nnc"
 [ -d "$(dirname "$out")" ] || die "the directory of --out $out does not exist"
 
-has_idx() { # DIR: all four IDX files, raw or .gz
-  local f
-  for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
-    [ -s "$1/$f" ] || [ -s "$1/$f.gz" ] || return 1
-  done
-}
-if ! has_idx "$digits"; then
-  note "the digits are not in $digits; running scripts/get-mnist.sh $digits"
-  "$repo/scripts/get-mnist.sh" "$digits" || die "scripts/get-mnist.sh could not make $digits"
-  has_idx "$digits" || die "scripts/get-mnist.sh ran, but $digits still lacks IDX files"
-fi
+ensure_digits "$digits"
 has_idx "$fashion" ||
   die "Fashion-MNIST is not in $fashion (install Debian's dataset-fashion-mnist, or pass --fashion DIR)"
 if [ "$do_slice" = 1 ] && ! has_idx "$slice"; then

@@ -40,9 +40,8 @@ options (relative paths are relative to the current directory):
 EOF
 }
 
-die() { echo "$prog: error: $*" >&2; exit 1; }
-note() { echo "$prog: $*" >&2; }
-abspath() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 nnc=$repo/build/nnc
 digits=$repo/data/mnist
@@ -54,7 +53,6 @@ cxx=g++
 out=$repo/bench/EMIT_CPP.md
 work=
 
-need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value (see --help)"; }
 while [ $# -gt 0 ]; do
   case $1 in
     --nnc) need_arg "$@"; nnc=$(abspath "$2"); shift 2 ;;
@@ -74,20 +72,11 @@ done
 for v in epochs runs threads; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "--$v must be a positive integer, not '${!v}'"
 done
-[ -f "$nnc" ] && [ -x "$nnc" ] || die "no nnc binary at $nnc: build it (cmake --build build) or pass --nnc PATH"
+check_nnc "$nnc"
 command -v "$cxx" >/dev/null || die "no C++ compiler '$cxx'"
 [ -d "$(dirname "$out")" ] || die "the directory of --out $out does not exist"
 
-has_idx() { # DIR: all four IDX files, raw or .gz
-  local f
-  for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
-    [ -s "$1/$f" ] || [ -s "$1/$f.gz" ] || return 1
-  done
-}
-if ! has_idx "$digits"; then
-  note "the digits are not in $digits; running scripts/get-mnist.sh $digits"
-  "$repo/scripts/get-mnist.sh" "$digits" || die "scripts/get-mnist.sh could not make $digits"
-fi
+ensure_digits "$digits"
 has_idx "$cnn_data" || die "no MNIST-format IDX files in $cnn_data (pass --cnn-data DIR)"
 
 if [ -z "$work" ]; then

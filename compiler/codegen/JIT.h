@@ -1,8 +1,9 @@
 // JIT.h — loop IR to machine code: LLVM IR through IRBuilder (llvm.fma where
 // the loop IR says FMA, no fast-math flags), optimized for the host CPU by a
 // short pipeline of the new pass manager (scalar cleanup, loop-invariant
-// code motion, the loop vectorizer), compiled by ORC LLJIT. Runtime
-// functions (libm, the thread pool) resolve from the process.
+// code motion, the loop vectorizer), compiled to machine code on several
+// threads and linked by ORC LLJIT. Runtime functions (libm, the thread
+// pool) resolve from the process.
 #pragma once
 
 #include "loops/LoopIR.h"
@@ -26,14 +27,18 @@ public:
 
   /// Compiles `f`; returns null and sets `error` on failure.
   CompiledFunction compile(const loops::Function &f, std::string &error);
-  /// Compiles several functions at once, each on a thread of its own;
-  /// returns them in order, or nothing and sets `error` on any failure.
+  /// Compiles several functions at once: their code (each function and the
+  /// bodies of its parallel loops) is shared out by estimated size among
+  /// as many modules as there are cores (at most 4), each compiled on a
+  /// thread of its own, then linked. Returns them in order, or nothing and
+  /// sets `error` on any failure.
   std::vector<CompiledFunction> compile(const std::vector<const loops::Function *> &fs,
                                         std::string &error);
 
   /// Keep the optimized LLVM IR of what compile() compiles (`--emit=llvm`).
   void keepIR(bool keep) { keepIR_ = keep; }
-  /// The optimized LLVM IR of the last compile() call, if kept.
+  /// The optimized LLVM IR of the last compile() call, if kept: its
+  /// modules in turn.
   const std::string &lastIR() const { return lastIR_; }
 
 private:

@@ -469,6 +469,26 @@ memory is static: one call at a time. The results are those of `nnc {source} --p
                      fmt::arg("weights", weightsPath), fmt::arg("dims", shapeText(m.inputDims)));
 }
 
+/// Creates `dir`, writes `files` into it, and says so with the command that
+/// builds them. Returns the exit status.
+int writeInto(const std::string &dir, const std::vector<std::pair<std::string, std::string>> &files,
+              const std::string &build, Diag &diag) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    diag.errorNoLoc(dir + ": cannot create the directory: " + ec.message());
+    return 1;
+  }
+  std::string error;
+  for (const auto &[name, text] : files)
+    if (!writeFile(dir + "/" + name, text, error)) {
+      diag.errorNoLoc(error);
+      return 1;
+    }
+  std::cerr << "wrote " << files.size() << " files to " << dir << "; build: " << build << "\n";
+  return 0;
+}
+
 } // namespace
 
 int emitCppCommand(const Program &program, const std::string &dir, const std::string &dataDir,
@@ -481,12 +501,6 @@ int emitCppCommand(const Program &program, const std::string &dir, const std::st
     return 1;
   }
   nnc_rt::Model model = describeModel(program, *lowered);
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    diag.errorNoLoc(dir + ": cannot create the directory: " + ec.message());
-    return 1;
-  }
   std::vector<std::pair<std::string, std::string>> files = {
       {"train_step.cpp", emitCpp(lowered->trainStep, "nnc_train_step")},
       {"predict.cpp", emitCpp(lowered->predict, "nnc_predict")},
@@ -496,16 +510,8 @@ int emitCppCommand(const Program &program, const std::string &dir, const std::st
   };
   for (const EmbeddedFile &f : runtimeSources())
     files.emplace_back(f.name, f.text);
-  std::string error;
-  for (const auto &[name, text] : files)
-    if (!writeFile(dir + "/" + name, text, error)) {
-      diag.errorNoLoc(error);
-      return 1;
-    }
-  std::cerr << "wrote " << files.size() << " files to " << dir
-            << "; build: g++ -std=c++17 -O3 -march=native -pthread " << dir
-            << "/*.cpp -o trainer\n";
-  return 0;
+  return writeInto(dir, files, "g++ -std=c++17 -O3 -march=native -pthread " + dir + "/*.cpp -o trainer",
+                   diag);
 }
 
 int printLowered(const Program &program, const std::string &what, std::ostream &out,
@@ -553,12 +559,6 @@ int emitInferenceCommand(const Program &program, const std::string &dir,
     diag.errorNoLoc("cannot read the weights: " + error);
     return 1;
   }
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    diag.errorNoLoc(dir + ": cannot create the directory: " + ec.message());
-    return 1;
-  }
   int64_t inputs = 1;
   for (int64_t d : model.inputDims)
     inputs *= d;
@@ -571,15 +571,9 @@ int emitInferenceCommand(const Program &program, const std::string &dir,
                    fmt::arg("classes", model.classes))},
       {"README.md", inferenceReadme(program, model, weightsPath)},
   };
-  for (const auto &[name, text] : files)
-    if (!writeFile(dir + "/" + name, text, error)) {
-      diag.errorNoLoc(error);
-      return 1;
-    }
-  std::cerr << "wrote " << files.size() << " files to " << dir
-            << "; build: g++ -std=c++17 -O3 -march=native -fno-exceptions -c " << dir
-            << "/nnc_predict.cpp\n";
-  return 0;
+  return writeInto(dir, files,
+                   "g++ -std=c++17 -O3 -march=native -fno-exceptions -c " + dir + "/nnc_predict.cpp",
+                   diag);
 }
 
 } // namespace nnc

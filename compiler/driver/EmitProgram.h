@@ -18,8 +18,8 @@ int emitCppCommand(const Program &program, const std::string &dir, const std::st
                    Diag &diag);
 
 /// `--emit=loops` / `--emit=llvm`: the lowered training step, then
-/// prediction, as loop IR or as the LLVM IR the JIT compiles. Returns the
-/// exit status.
+/// prediction, as loop IR, or the LLVM modules the JIT compiles them in.
+/// Returns the exit status.
 int printLowered(const Program &program, const std::string &what, std::ostream &out,
                  Diag &diag);
 
