@@ -1,7 +1,12 @@
 // Repl.cpp — `nnc repl`: see Repl.h.
 #include "repl/Repl.h"
 
+#include "codegen/JIT.h"
+#include "codegen/Runner.h"
 #include "driver/EmitProgram.h"
+#include "frontend/ModelSema.h"
+#include "graph/Build.h"
+#include "loops/Lower.h"
 #include "driver/Session.h"
 #include "driver/Summary.h"
 #include "driver/Train.h"
@@ -20,6 +25,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <functional>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -264,6 +270,8 @@ const char *const kHelp = R"(A session started without a file begins with `loss 
 `optimizer adam(lr=1e-3)`. Type a declaration to add or replace it — a model, a block, `loss …`, `optimizer …`,
 `schedule …`, a `data` or `train` block — or `LAYER: op(…)` to replace one layer of the
 model (`relu_1: gelu`). Blocks may span lines: input continues until the braces balance.
+Any other input is a tensor expression, compiled and printed: `x = randn(2, 3)` keeps the result
+as x; `softmax(x @ transpose(x))` uses it (ops as in models; each tensor acts as one example).
 Commands:
   :load FILE                 start again from a .nn file
   :summary                   the model's layers, shapes and parameters, and the settings
@@ -429,11 +437,155 @@ private:
       replaceLayer(text, firstLine);
       return;
     }
-    std::cerr << "<input>:" << firstLine
-              << ":1: error: not a declaration or a layer's replacement; tensor expressions "
-                 "are not supported yet\n"
-                 "  = hint: declarations start with model, block, data, train, loss, optimizer "
-                 "or schedule; `LAYER: op(…)` replaces a layer; :help lists the commands\n";
+    evaluate(text, firstLine);
+  }
+
+  // ---- tensor expressions ----
+
+  /// `NAME = EXPR` or `EXPR`: the expression compiled as a model whose
+  /// inputs are the session's tensors it names, run by the JIT, printed;
+  /// an assignment keeps the result as NAME.
+  void evaluate(const std::string &text, int firstLine) {
+    std::string t = trim(text), name;
+    size_t eq = t.find('=');
+    if (eq != std::string::npos && eq + 1 < t.size() && t[eq + 1] != '=' &&
+        isIdentifierText(trim(t.substr(0, eq))) && trim(t.substr(0, eq)).find('.') == std::string::npos) {
+      name = trim(t.substr(0, eq));
+      // Keep the expression where it was typed: blank out `NAME =`.
+      size_t at = text.find('=');
+      std::string blanked = text;
+      for (size_t i = 0; i <= at; ++i)
+        if (blanked[i] != '\n')
+          blanked[i] = ' ';
+      return evaluate(blanked, firstLine, name);
+    }
+    evaluate(text, firstLine, "");
+  }
+
+  void evaluate(const std::string &text, int firstLine, const std::string &name) {
+    // The session's tensors the expression may name, as the model's inputs
+    // (a batch of one: each op acts on it as on one example).
+    std::string inputs;
+    for (const auto &[var, tensor] : tensors_)
+      if (mentions(text, var)) {
+        std::string dims;
+        for (int64_t d : tensor.dims)
+          dims += (dims.empty() ? "" : ", ") + std::to_string(d);
+        inputs += (inputs.empty() ? "" : ", ") + var + ": [" + dims + "]";
+      }
+    bool dummy = inputs.empty();
+    if (dummy)
+      inputs = "__none: [1]";
+    std::string source = std::string(static_cast<size_t>(std::max(firstLine - 2, 0)), '\n') +
+                         "model __expression(" + inputs + ") { return" +
+                         (firstLine >= 2 ? "\n" : " ") + text + "\n}\n";
+    uint32_t file = sources_.add("<input>", source);
+    std::ostringstream messages;
+    Diag diag(sources_, messages, options_.color);
+    std::optional<Model> model;
+    try {
+      Module m = parseModule(sources_, file, diag);
+      if (!diag.hasErrors() && m.models.size() == 1) {
+        BlockTable blocks;
+        std::set<std::string> used;
+        model = analyzeModel(m.models[0], blocks, used, diag);
+      }
+    } catch (const DiagLimitReached &) {
+    }
+    if (!model || diag.hasErrors()) {
+      std::cerr << messages.str(); // errors in the line typed (and no warnings of the wrapper)
+      return;
+    }
+    Program program;
+    program.path = "<input>";
+    program.model = std::move(*model);
+    Graph graph = buildGraph(program);
+    std::string why;
+    if (!loops::canLower(graph, false, why)) {
+      std::cerr << "cannot compile the expression: " << why << " is not supported yet\n";
+      return;
+    }
+    loops::LowerOptions o;
+    o.name = "expression";
+    o.capacity = 1;
+    o.seed = ++expressionSeed_; // every evaluation draws new random numbers
+    loops::Function f = loops::lower(graph, {}, o);
+    std::string error;
+    std::unique_ptr<JIT> jit = JIT::create(error);
+    CompiledFunction fn = jit ? jit->compile(f, error) : nullptr;
+    if (fn == nullptr) {
+      std::cerr << "error: cannot compile the expression: " << error << "\n";
+      return;
+    }
+    Runner r(f, fn);
+    for (const auto &[var, tensor] : tensors_)
+      if (float *in = r.data(var))
+        std::copy(tensor.values.begin(), tensor.values.end(), in);
+    r.run(1);
+    const Value &out = graph.value(graph.outputs[0]);
+    Tensor result;
+    for (size_t i = 0; i < out.shape.dims.size(); ++i)
+      if (!(i == 0 && out.shape.isBatched()))
+        result.dims.push_back(out.shape.dims[i]);
+    int64_t count = 1;
+    for (int64_t d : result.dims)
+      count *= d;
+    const float *values = r.data(out.name);
+    result.values.assign(values, values + count);
+    std::cout << (name.empty() ? "" : name + " = ") << format(result) << "\n";
+    if (!name.empty())
+      tensors_[name] = std::move(result);
+  }
+
+  /// Whether `text` has `word` as a whole identifier.
+  static bool mentions(const std::string &text, const std::string &word) {
+    for (size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + 1)) {
+      auto ident = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
+      bool before = at > 0 && ident(text[at - 1]);
+      bool after = at + word.size() < text.size() && ident(text[at + word.size()]);
+      if (!before && !after)
+        return true;
+    }
+    return false;
+  }
+
+  struct Tensor {
+    std::vector<int64_t> dims;
+    std::vector<float> values;
+  };
+
+  /// `tensor [2, 3]` and the values, nested as PyTorch prints them (at most
+  /// 6 a row and 6 rows a matrix, the rest elided).
+  static std::string format(const Tensor &t) {
+    std::string shape;
+    for (int64_t d : t.dims)
+      shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+    std::string out = "tensor [" + shape + "]";
+    if (t.dims.empty())
+      return out + ": " + fmt::format("{:.6g}", t.values[0]);
+    out += "\n";
+    std::function<void(size_t, size_t, int)> nest = [&](size_t axis, size_t offset, int indent) {
+      int64_t n = t.dims[axis];
+      size_t stride = 1;
+      for (size_t a = axis + 1; a < t.dims.size(); ++a)
+        stride *= static_cast<size_t>(t.dims[a]);
+      out += "[";
+      for (int64_t i = 0; i < n; ++i) {
+        if (n > 6 && i == 3) {
+          out += axis + 1 == t.dims.size() ? "..., " : "...,\n" + std::string(static_cast<size_t>(indent + 1), ' ');
+          i = n - 3;
+        }
+        if (axis + 1 == t.dims.size())
+          out += fmt::format("{:9.4f}", t.values[offset + static_cast<size_t>(i)]);
+        else
+          nest(axis + 1, offset + static_cast<size_t>(i) * stride, indent + 1);
+        if (i + 1 < n)
+          out += axis + 1 == t.dims.size() ? ", " : ",\n" + std::string(static_cast<size_t>(indent + 1), ' ');
+      }
+      out += "]";
+    };
+    nest(0, 0, 0);
+    return out;
   }
 
   static bool isIdentifierText(const std::string &s) {
@@ -1039,6 +1191,8 @@ private:
   nnc_rt::Progress progress_;
   std::optional<double> lr_;
   std::vector<double> compileMs_;
+  std::map<std::string, Tensor> tensors_; ///< the session's tensors, by name
+  uint64_t expressionSeed_ = 0;
   double stepMs_ = 0;
 };
 
