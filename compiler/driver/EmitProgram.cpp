@@ -46,8 +46,8 @@ std::string quoted(const std::string &s) {
   return out + "\"";
 }
 
-/// A double as a literal that reads back exactly.
-std::string exact(double v) {
+/// The shortest literal of `v` that reads back exactly, as a floating-point one.
+template <typename T> std::string shortest(T v) {
   char buf[64];
   auto r = std::to_chars(buf, buf + sizeof buf, v);
   std::string s(buf, r.ptr);
@@ -55,6 +55,9 @@ std::string exact(double v) {
     s += ".0";
   return s;
 }
+
+/// A double as a literal that reads back exactly.
+std::string exact(double v) { return shortest(v); }
 
 std::string dims(const std::vector<int64_t> &d) {
   std::string s = "{";
@@ -254,14 +257,7 @@ bool writeFile(const std::string &path, const std::string &text, std::string &er
 }
 
 /// A float as the shortest literal that reads back to the same float.
-std::string floatLiteral(float v) {
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  std::string s(buf, r.ptr);
-  if (s.find_first_of(".e") == std::string::npos)
-    s += ".0";
-  return s + "f";
-}
+std::string floatLiteral(float v) { return shortest(v) + "f"; }
 
 /// `const float NAME[n] = {…};`, eight numbers a line.
 std::string constantArray(const std::string &name, const std::string &what, const float *data,
