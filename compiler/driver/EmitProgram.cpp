@@ -413,7 +413,7 @@ extern "C" int nnc_predict(const float *image, float *probabilities) {{
   }}
   double top = outputs[0];
   for (int j = 1; j < {classes}; ++j)
-    top = std::fmax(top, static_cast<double>(outputs[j]));
+    top = outputs[j] > top ? static_cast<double>(outputs[j]) : top; // as std::max in nnc
   double p[{classes}], sum = 0;
   for (int j = 0; j < {classes}; ++j)
     sum += p[j] = std::exp(static_cast<double>(outputs[j]) - top);
