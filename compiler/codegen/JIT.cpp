@@ -1,6 +1,7 @@
 // JIT.cpp — LLVM code generation for the loop IR, and the ORC LLJIT that
 // runs it. The only file that includes LLVM headers.
 #include "codegen/JIT.h"
+#include "loops/Lanes.h"
 
 #include "Parallel.h"
 #include "Random.h"
@@ -67,7 +68,7 @@ class Emitter {
 public:
   Emitter(llvm::Module &m, const Function &f, const std::vector<const Stmt *> &outlined,
           const std::vector<bool> &here)
-      : m_(m), ctx_(m.getContext()), b_(ctx_), f_(f), here_(here), i64_(b_.getInt64Ty()),
+      : m_(m), ctx_(m.getContext()), b_(ctx_), f_(f), rules_(f), here_(here), i64_(b_.getInt64Ty()),
         f32_(b_.getFloatTy()), i8p_(b_.getInt8PtrTy()),
         bufsTy_(llvm::PointerType::getUnqual(llvm::PointerType::getUnqual(f32_))),
         contextTy_(llvm::StructType::create(ctx_, {bufsTy_, i64_}, "nnc.context")) {
@@ -148,110 +149,6 @@ private:
     access->setMetadata(llvm::LLVMContext::MD_noalias, noalias_[b]);
   }
 
-  /// How an i64 index changes from one lane to the next: 0 (the same in
-  /// every lane), 1 (consecutive: one vector), or -1 (anything else).
-  int64_t laneStep(const Expr &e) const {
-    switch (e.kind) {
-    case ExprKind::Const:
-    case ExprKind::Batch:
-      return 0;
-    case ExprKind::Var:
-      return e.var == laneVar_ ? 1 : 0;
-    case ExprKind::Binary: {
-      int64_t a = laneStep(*e.a), b = laneStep(*e.b);
-      if (a < 0 || b < 0)
-        return -1;
-      if (e.binary == BinaryOp::Add)
-        return a + b > 1 ? -1 : a + b;
-      if (e.binary == BinaryOp::Sub)
-        return b == 0 ? a : -1;
-      if (e.binary == BinaryOp::Mul && a == 0 && b == 0)
-        return 0;
-      if (e.binary == BinaryOp::Mul && e.a->kind == ExprKind::Const && e.a->i == 1)
-        return b;
-      if (e.binary == BinaryOp::Mul && e.b->kind == ExprKind::Const && e.b->i == 1)
-        return a;
-      return a == 0 && b == 0 ? 0 : -1;
-    }
-    case ExprKind::Load:
-    case ExprKind::Unary:
-      return laneStep(*e.a) == 0 ? 0 : -1;
-    case ExprKind::Fma:
-    case ExprKind::Select:
-    case ExprKind::SelectEq:
-    case ExprKind::Random:
-      return -1;
-    }
-    return -1;
-  }
-
-  /// Whether a lanes loop's body has only what vector code is written for:
-  /// arithmetic, loads and stores whose index rises by one per lane or
-  /// stays put, inner loops that do not depend on the lane.
-  bool lanesOk(const Expr &e, int laneVar) {
-    switch (e.kind) {
-    case ExprKind::Const:
-    case ExprKind::Batch:
-      return true;
-    case ExprKind::Var: // f32 locals must be the loop's own: they become vectors
-      return e.var != laneVar && (e.type == Type::I64 || laneLocals_.count(e.var));
-    case ExprKind::Load: {
-      int64_t step = laneStep(*e.a);
-      return e.type == Type::F32 ? step == 0 || step == 1 : step == 0;
-    }
-    case ExprKind::Unary:
-      return (e.unary == UnaryOp::Neg || e.unary == UnaryOp::Sqrt || e.unary == UnaryOp::Floor) &&
-             lanesOk(*e.a, laneVar);
-    case ExprKind::Binary:
-      return e.type == Type::F32 && e.binary != BinaryOp::Pow && lanesOk(*e.a, laneVar) &&
-             lanesOk(*e.b, laneVar);
-    case ExprKind::Fma:
-    case ExprKind::Select:
-      return lanesOk(*e.a, laneVar) && lanesOk(*e.b, laneVar) && lanesOk(*e.c, laneVar);
-    case ExprKind::SelectEq:
-    case ExprKind::Random:
-      return false;
-    }
-    return false;
-  }
-  bool lanesOk(const Stmt &s, int laneVar) {
-    switch (s.kind) {
-    case StmtKind::Block:
-      break;
-    case StmtKind::For:
-      if (s.lanes || s.parallel || laneStep(*s.extent) != 0)
-        return false;
-      break;
-    case StmtKind::Store:
-      if (f_.buffers[static_cast<size_t>(s.buffer)].type != Type::F32 || laneStep(*s.index) != 1 ||
-          !lanesOk(*s.value, laneVar))
-        return false;
-      break;
-    case StmtKind::Local:
-    case StmtKind::Assign:
-      if (!lanesOk(*s.value, laneVar))
-        return false;
-      laneLocals_.insert(s.var);
-      break;
-    }
-    for (const Stmt &b : s.body)
-      if (!lanesOk(b, laneVar))
-        return false;
-    return true;
-  }
-  bool lanesSupported(const Stmt &s) {
-    if (s.extent->kind != ExprKind::Const || s.extent->i < 2 || s.extent->i > 256)
-      return false;
-    int saved = laneVar_;
-    laneVar_ = s.var; // laneStep() reads it
-    laneLocals_.clear();
-    bool ok = true;
-    for (const Stmt &b : s.body)
-      ok = ok && lanesOk(b, s.var);
-    laneVar_ = saved;
-    return ok;
-  }
-
   /// A lanes loop as straight-line vector code, in vectors whose lanes are
   /// a power of two: 10 lanes are a vector of 8 and one of 2 (instruction
   /// selection takes a <10 x float> apart lane by lane, and slowly: on
@@ -268,12 +165,12 @@ private:
       from += width;
     }
     laneSlots_.clear();
-    laneVar_ = s.var;
+    rules_.var = s.var;
     lanes_ = true;
     for (const Stmt &b : s.body)
       stmt(b);
     lanes_ = false;
-    laneVar_ = -1;
+    rules_.var = -1;
   }
 
   /// Starts a statement's vector `c` of the current lanes loop: the lane
@@ -282,7 +179,7 @@ private:
     chunk_ = c;
     width_ = chunks_[c].second;
     vectorTy_ = llvm::FixedVectorType::get(f32_, width_);
-    b_.CreateStore(b_.getInt64(static_cast<int64_t>(chunks_[c].first)), slot(laneVar_, i64_));
+    b_.CreateStore(b_.getInt64(static_cast<int64_t>(chunks_[c].first)), slot(rules_.var, i64_));
   }
 
   /// The stack slot of f32 local `v` of a lanes loop, in the current vector.
@@ -371,7 +268,7 @@ private:
       return b_.CreateLoad(t, slot(e.var, t));
     }
     case ExprKind::Load: {
-      if (lanes_ && e.type == Type::F32 && laneStep(*e.a) == 1) { // one vector
+      if (lanes_ && e.type == Type::F32 && rules_.step(*e.a) == 1) { // one vector
         llvm::Value *at = b_.CreateBitCast(element(e.buffer, *e.a, e.type),
                                            llvm::PointerType::getUnqual(vectorTy_));
         llvm::LoadInst *load = b_.CreateAlignedLoad(vectorTy_, at, llvm::Align(4));
@@ -564,7 +461,7 @@ private:
       // outlined body cannot see.
       if (auto k = outlined_.find(&s); k != outlined_.end())
         parallel(s, k->second);
-      else if (s.lanes && !lanes_ && lanesSupported(s))
+      else if (s.lanes && !lanes_ && rules_.supported(s))
         vectorLoop(s);
       else
         counted(s, b_.getInt64(0), expr(*s.extent));
@@ -592,7 +489,7 @@ private:
       break;
     case StmtKind::Store: {
       llvm::Value *value = expr(*s.value);
-      if (lanes_ && value->getType() == f32_ && laneStep(*s.index) == 1)
+      if (lanes_ && value->getType() == f32_ && rules_.step(*s.index) == 1)
         value = b_.CreateVectorSplat(width_, value);
       if (lanes_ && value->getType() == vectorTy_) {
         llvm::Value *at = b_.CreateBitCast(
@@ -628,6 +525,7 @@ private:
   llvm::LLVMContext &ctx_;
   llvm::IRBuilder<> b_;
   const Function &f_;
+  LaneRules rules_; ///< which lanes loops are vectors; rules_.var: the one being emitted
   const std::vector<bool> &here_; ///< the pieces this module defines (see the class)
   llvm::Type *i64_, *f32_, *i8p_, *bufsTy_;
   llvm::StructType *contextTy_;
@@ -637,9 +535,7 @@ private:
   std::vector<llvm::Value *> bufferPtrs_;
   std::vector<llvm::AllocaInst *> vars_;
   std::map<int, llvm::MDNode *> scopes_, noalias_; ///< per buffer, for the current group
-  std::set<int> laneLocals_;   ///< f32 locals a lanes loop sets (checking it)
   bool lanes_ = false;         ///< emitting a lanes loop's body
-  int laneVar_ = -1;           ///< its lane variable
   std::vector<std::pair<uint64_t, unsigned>> chunks_; ///< its vectors: first lane, lanes
   size_t chunk_ = 0;                                  ///< the vector being emitted
   unsigned width_ = 0;                                ///< that vector's lanes
