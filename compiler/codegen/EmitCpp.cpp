@@ -359,20 +359,6 @@ public:
   }
 
 private:
-  static const char *kindName(BufferKind k) {
-    switch (k) {
-    case BufferKind::Input:
-      return "input";
-    case BufferKind::Param:
-      return "param";
-    case BufferKind::Output:
-      return "output";
-    case BufferKind::Temp:
-      return "temp";
-    }
-    return "?";
-  }
-
   std::string helpers() const {
     std::string out;
     auto add = [&](const char *name, const char *text) {

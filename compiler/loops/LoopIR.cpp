@@ -419,6 +419,8 @@ private:
   std::string problem_;
 };
 
+} // namespace
+
 const char *kindName(BufferKind k) {
   switch (k) {
   case BufferKind::Input:
@@ -432,8 +434,6 @@ const char *kindName(BufferKind k) {
   }
   return "?";
 }
-
-} // namespace
 
 std::string verify(const Function &f) { return Verifier(f).run(); }
 

@@ -146,6 +146,9 @@ struct Function {
 /// problem. The code generators refuse a function that fails it.
 std::string verify(const Function &f);
 
+/// "input", "param", "output" or "temp", as the printer writes it.
+const char *kindName(BufferKind k);
+
 /// `--emit=loops`: the buffers, the loop nests, and a summary line with the
 /// number of nests and the bytes of temporaries.
 void print(const Function &f, std::ostream &out);
