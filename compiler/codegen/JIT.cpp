@@ -611,7 +611,7 @@ constexpr double kFunctionWeight = 100;
 
 } // namespace
 
-JIT::JIT() : impl_(std::make_unique<Impl>()) {}
+JIT::JIT() : impl_(std::make_shared<Impl>()) {}
 JIT::~JIT() = default;
 
 std::unique_ptr<JIT> JIT::create(std::string &error) {
@@ -680,6 +680,14 @@ CompiledFunction JIT::compile(const loops::Function &f, std::string &error) {
 
 std::vector<CompiledFunction> JIT::compile(const std::vector<const loops::Function *> &fs,
                                            std::string &error) {
+  CompiledCode c = compileTracked(fs, error);
+  if (c.code)
+    kept_.push_back(std::move(c.code));
+  return std::move(c.functions);
+}
+
+CompiledCode JIT::compileTracked(const std::vector<const loops::Function *> &fs,
+                                 std::string &error) {
   if (fs.empty()) {
     error = "internal error: nothing to compile";
     return {};
@@ -805,21 +813,38 @@ std::vector<CompiledFunction> JIT::compile(const std::vector<const loops::Functi
     }
     lastIR_ += part.ir;
   }
+  // The parts share one resource tracker, removed when the last handle to
+  // it goes (also if linking fails half-way).
+  llvm::orc::ResourceTrackerSP tracker = impl_->jit->getMainJITDylib().createResourceTracker();
+  CompiledCode out;
+  out.code = std::shared_ptr<void>(tracker.get(), [impl = impl_, tracker](void *) {
+    if (llvm::Error err = tracker->remove())
+      llvm::consumeError(std::move(err)); // nothing to do about it: the memory stays
+  });
   for (Part &part : parts)
-    if (auto err = impl_->jit->addObjectFile(std::move(part.object))) {
+    if (auto err = impl_->jit->addObjectFile(tracker, std::move(part.object))) {
       error = "JIT: " + llvm::toString(std::move(err));
       return {};
     }
-  std::vector<CompiledFunction> out;
   for (const loops::Function &f : named) {
     auto symbol = impl_->jit->lookup(f.name); // links the parts
     if (!symbol) {
       error = "JIT: " + llvm::toString(symbol.takeError());
       return {};
     }
-    out.push_back(reinterpret_cast<CompiledFunction>(symbol->getAddress()));
+    out.functions.push_back(reinterpret_cast<CompiledFunction>(symbol->getAddress()));
+    out.symbols.push_back(f.name);
   }
   return out;
+}
+
+bool JIT::defines(const std::string &symbol) {
+  auto found = impl_->jit->lookup(symbol);
+  if (!found) {
+    llvm::consumeError(found.takeError());
+    return false;
+  }
+  return true;
 }
 
 } // namespace nnc

@@ -18,6 +18,16 @@ namespace nnc {
 /// A compiled loop-IR function: `void f(float **buffers, int64_t N)`.
 using CompiledFunction = void (*)(float **buffers, int64_t batch);
 
+/// Functions compiled together and the machine code they live in. The code
+/// is an ORC resource tracker of its own: it is removed from the JIT, and
+/// its memory freed, when the last copy of `code` is dropped (the JIT itself
+/// may be gone by then). Calling a function after that is undefined.
+struct CompiledCode {
+  std::vector<CompiledFunction> functions;
+  std::vector<std::string> symbols; ///< the functions' names in the JIT
+  std::shared_ptr<void> code;
+};
+
 class JIT {
 public:
   /// Creates a JIT for the host CPU; returns null and sets `error` on
@@ -34,6 +44,13 @@ public:
   /// sets `error` on any failure.
   std::vector<CompiledFunction> compile(const std::vector<const loops::Function *> &fs,
                                         std::string &error);
+  /// As compile(), but the code lives only as long as the result's `code`
+  /// (compile() keeps its code until the JIT goes). Empty on failure.
+  CompiledCode compileTracked(const std::vector<const loops::Function *> &fs,
+                              std::string &error);
+
+  /// Whether the JIT has code for `symbol` (a name from CompiledCode).
+  bool defines(const std::string &symbol);
 
   /// Keep the optimized LLVM IR of what compile() compiles (`--emit=llvm`).
   void keepIR(bool keep) { keepIR_ = keep; }
@@ -44,7 +61,8 @@ public:
 private:
   JIT();
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_; ///< shared with the code it made
+  std::vector<std::shared_ptr<void>> kept_; ///< what compile() made
   std::string lastIR_;
   bool keepIR_ = false;
   int counter_ = 0;

@@ -3,6 +3,7 @@
 #include "driver/Session.h"
 
 #include <chrono>
+#include <sys/resource.h>
 #include <stdexcept>
 
 namespace nnc {
@@ -26,6 +27,14 @@ nnc_rt::StateTensor::Kind classify(const Graph &g, const Value &v, const Program
     }
   }
   return nnc_rt::StateTensor::Kind::Running;
+}
+
+/// Processor time used by the process so far (all threads, user and system).
+double processorMs() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto ms = [](const timeval &t) { return t.tv_sec * 1e3 + t.tv_usec / 1e3; };
+  return ms(u.ru_utime) + ms(u.ru_stime);
 }
 
 nnc_rt::DataOptions dataOptions(const Program &program) {
@@ -97,8 +106,13 @@ nnc_rt::Model describeModel(const Program &program, const LoweredProgram &lowere
 }
 
 std::unique_ptr<Session> Session::create(const Program &program, int64_t capacity,
-                                         std::string &error) {
-  auto start = std::chrono::steady_clock::now();
+                                         std::string &error, CodeCache *cache) {
+  using Clock = std::chrono::steady_clock;
+  auto ms = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  };
+  Clock::time_point start = Clock::now();
+  double cpuStart = processorMs();
   std::unique_ptr<Session> s(new Session());
   std::string why;
   std::optional<LoweredProgram> lowered = lowerProgram(program, capacity, why);
@@ -107,20 +121,56 @@ std::unique_ptr<Session> Session::create(const Program &program, int64_t capacit
     return nullptr;
   }
   s->lowered_ = std::move(*lowered);
+  Clock::time_point lowered_at = Clock::now();
+  s->report_.lowerMs = ms(start, lowered_at);
+
+  CodeCache none;
+  CodeCache &c = cache ? *cache : none;
   std::string jitError;
-  s->jit_ = JIT::create(jitError);
-  if (!s->jit_)
-    throw std::runtime_error("internal error: cannot start the JIT: " + jitError);
-  std::vector<CompiledFunction> fns =
-      s->jit_->compile({&s->lowered_.trainStep, &s->lowered_.predict}, jitError);
-  if (fns.size() != 2)
-    throw std::runtime_error("internal error: " + jitError);
-  s->train_ = std::make_unique<Runner>(s->lowered_.trainStep, fns[0]);
-  s->predict_ = std::make_unique<Runner>(s->lowered_.predict, fns[1]);
+  if (!c.jit) {
+    std::unique_ptr<JIT> jit = JIT::create(jitError);
+    if (!jit)
+      throw std::runtime_error("internal error: cannot start the JIT: " + jitError);
+    c.jit = std::move(jit);
+  }
+  s->jit_ = c.jit;
+  // What lowers to the code compiled last time keeps that code; the rest is
+  // compiled together (shared out among the cores).
+  struct Stage {
+    const char *name;
+    const loops::Function &function;
+    std::optional<CompiledStage> &cached;
+  };
+  Stage stages[] = {{"train_step", s->lowered_.trainStep, c.trainStep},
+                    {"predict", s->lowered_.predict, c.predict}};
+  std::vector<const loops::Function *> todo;
+  for (Stage &st : stages) {
+    if (st.cached && loops::sameCode(st.cached->function, st.function)) {
+      s->report_.reused.push_back(st.name);
+    } else {
+      st.cached.reset(); // its code goes once no session runs it
+      todo.push_back(&st.function);
+      s->report_.compiled.push_back(st.name);
+    }
+  }
+  if (!todo.empty()) {
+    CompiledCode code = c.jit->compileTracked(todo, jitError);
+    if (code.functions.size() != todo.size())
+      throw std::runtime_error("internal error: " + jitError);
+    size_t next = 0;
+    for (Stage &st : stages)
+      if (!st.cached)
+        st.cached = CompiledStage{st.function, code.functions[next++], code.code};
+  }
+  s->report_.jitMs = ms(lowered_at, Clock::now());
+  s->trainCode_ = c.trainStep->code;
+  s->predictCode_ = c.predict->code;
+  s->train_ = std::make_unique<Runner>(s->lowered_.trainStep, c.trainStep->entry);
+  s->predict_ = std::make_unique<Runner>(s->lowered_.predict, c.predict->entry);
   s->state_ = std::make_unique<nnc_rt::Session>(describeModel(program, s->lowered_), *s->train_,
                                                 *s->predict_);
-  s->compileMs_ =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  s->report_.totalMs = ms(start, Clock::now());
+  s->report_.cpuMs = processorMs() - cpuStart;
   return s;
 }
 

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace nnc::loops {
 
@@ -436,6 +437,55 @@ const char *kindName(BufferKind k) {
 }
 
 std::string verify(const Function &f) { return Verifier(f).run(); }
+
+namespace {
+
+bool same(const ExprRef &a, const ExprRef &b);
+
+bool same(const Expr &a, const Expr &b) {
+  // Constants compare by their bits: -0 is not 0, and a NaN equals itself.
+  auto bits = [](double v) {
+    uint64_t u;
+    std::memcpy(&u, &v, sizeof u);
+    return u;
+  };
+  return a.kind == b.kind && a.type == b.type && bits(a.f) == bits(b.f) && a.i == b.i &&
+         a.var == b.var && a.buffer == b.buffer && a.unary == b.unary && a.binary == b.binary &&
+         a.seed == b.seed && a.stream == b.stream && same(a.a, b.a) && same(a.b, b.b) &&
+         same(a.c, b.c) && same(a.d, b.d);
+}
+
+bool same(const ExprRef &a, const ExprRef &b) {
+  if (!a || !b)
+    return !a && !b;
+  return a == b || same(*a, *b);
+}
+
+bool same(const Stmt &a, const Stmt &b) {
+  if (a.kind != b.kind || a.var != b.var || a.buffer != b.buffer || a.parallel != b.parallel ||
+      a.lanes != b.lanes || a.body.size() != b.body.size() || !same(a.extent, b.extent) ||
+      !same(a.index, b.index) || !same(a.value, b.value) || !same(a.cost, b.cost))
+    return false;
+  for (size_t i = 0; i < a.body.size(); ++i)
+    if (!same(a.body[i], b.body[i]))
+      return false;
+  return true;
+}
+
+} // namespace
+
+bool sameCode(const Function &a, const Function &b) {
+  if (a.buffers.size() != b.buffers.size() || a.vars != b.vars || a.capacity != b.capacity ||
+      a.arenaElements != b.arenaElements)
+    return false;
+  for (size_t i = 0; i < a.buffers.size(); ++i) {
+    const Buffer &x = a.buffers[i], &y = b.buffers[i];
+    if (x.kind != y.kind || x.perExample != y.perExample || x.batched != y.batched ||
+        x.type != y.type || x.offset != y.offset || x.updates != y.updates)
+      return false;
+  }
+  return same(a.body, b.body);
+}
 
 void print(const Function &f, std::ostream &out) {
   out << "func " << f.name << "(N) {\n";

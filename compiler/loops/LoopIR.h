@@ -146,6 +146,11 @@ struct Function {
 /// problem. The code generators refuse a function that fails it.
 std::string verify(const Function &f);
 
+/// Whether `a` and `b` compile to the same machine code: the same buffers
+/// (kinds, sizes, types, arena offsets, updates; names may differ) and the
+/// same statements and expressions, comments and the function's name aside.
+bool sameCode(const Function &a, const Function &b);
+
 /// "input", "param", "output" or "temp", as the printer writes it.
 const char *kindName(BufferKind k);
 

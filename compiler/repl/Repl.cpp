@@ -511,13 +511,21 @@ private:
     o.seed = ++expressionSeed_; // every evaluation draws new random numbers
     loops::Function f = loops::lower(graph, {}, o);
     std::string error;
-    std::unique_ptr<JIT> jit = JIT::create(error);
-    CompiledFunction fn = jit ? jit->compile(f, error) : nullptr;
-    if (fn == nullptr) {
+    if (!code_.jit) {
+      std::unique_ptr<JIT> jit = JIT::create(error);
+      if (!jit) {
+        std::cerr << "error: cannot start the JIT: " << error << "\n";
+        return;
+      }
+      code_.jit = std::move(jit);
+    }
+    // The expression's code leaves the JIT when `compiled` goes.
+    CompiledCode compiled = code_.jit->compileTracked({&f}, error);
+    if (compiled.functions.size() != 1) {
       std::cerr << "error: cannot compile the expression: " << error << "\n";
       return;
     }
-    Runner r(f, fn);
+    Runner r(f, compiled.functions[0]);
     for (const auto &[var, tensor] : tensors_)
       if (float *in = r.data(var))
         std::copy(tensor.values.begin(), tensor.values.end(), in);
@@ -820,14 +828,13 @@ private:
     }
     Diag diag = newDiag();
     std::string error;
-    Clock::time_point start = Clock::now();
-    compiled_ = Session::create(*program_, program_->data.batch, error);
+    compiled_ = Session::create(*program_, program_->data.batch, error, &code_);
     if (!compiled_) {
       diag.error(program_->model.loc,
                  "cannot compile model '" + program_->model.name + "': " + error);
       return false;
     }
-    compileMs_.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    compiles_.push_back(compiled_->report());
     // Carry over what did not change.
     nnc_rt::Session &state = compiled_->state();
     int kept = 0, fresh = 0;
@@ -852,7 +859,10 @@ private:
     state.syncPredict();
     replaced_.clear();
     saved_.clear();
-    std::cout << fmt::format("compiled {} in {:.0f} ms", program_->model.name, compileMs_.back());
+    std::cout << fmt::format("compiled {} in {:.0f} ms", program_->model.name,
+                             compiles_.back().totalMs);
+    if (!compiled_->report().reused.empty())
+      std::cout << fmt::format(" ({} unchanged)", fmt::join(compiled_->report().reused, ", "));
     if (carrying)
       std::cout << fmt::format("; kept {} tensors of the last session, {} start afresh", kept,
                                fresh);
@@ -1136,14 +1146,21 @@ private:
   }
 
   void time() {
-    if (compileMs_.empty()) {
+    if (compiles_.empty()) {
       std::cout << "nothing compiled yet\n";
       return;
     }
-    std::string all;
-    for (double ms : compileMs_)
-      all += fmt::format("{}{:.0f}", all.empty() ? "" : ", ", ms);
-    std::cout << fmt::format("compiles (ms): {}\n", all);
+    for (size_t i = 0; i < compiles_.size(); ++i) {
+      const CompileReport &r = compiles_[i];
+      std::cout << fmt::format("compile {}: {:.1f} ms, {:.1f} ms of processor time (lowering "
+                               "{:.1f} ms, JIT {:.1f} ms",
+                               i + 1, r.totalMs, r.cpuMs, r.lowerMs, r.jitMs);
+      if (!r.compiled.empty())
+        std::cout << fmt::format(" for {}", fmt::join(r.compiled, " and "));
+      if (!r.reused.empty())
+        std::cout << fmt::format("; {} unchanged", fmt::join(r.reused, " and "));
+      std::cout << ")\n";
+    }
     if (stepMs_ > 0)
       std::cout << fmt::format("last :train: {:.3f} ms a step\n", stepMs_);
   }
@@ -1190,7 +1207,8 @@ private:
   std::string stepperKey_;
   nnc_rt::Progress progress_;
   std::optional<double> lr_;
-  std::vector<double> compileMs_;
+  std::vector<CompileReport> compiles_; ///< what each compile did, for :time
+  CodeCache code_; ///< the JIT and the code of the last compile, for the next
   std::map<std::string, Tensor> tensors_; ///< the session's tensors, by name
   uint64_t expressionSeed_ = 0;
   double stepMs_ = 0;

@@ -28,7 +28,6 @@ std::string session(const std::string &name, std::string args, const TempDir &di
   std::string text = slurp(out);
   text = std::regex_replace(text, std::regex("[0-9]+(\\.[0-9]+)? ms"), "# ms");
   text = std::regex_replace(text, std::regex("[0-9]+\\.[0-9]+ s\\b"), "# s");
-  text = std::regex_replace(text, std::regex("compiles \\(ms\\): [0-9, ]+"), "compiles (ms): #");
   for (size_t at; (at = text.find(kSource)) != std::string::npos;)
     text.replace(at, kSource.size(), "SRC");
   return text;
