@@ -5,7 +5,7 @@
 # on Fashion-MNIST, once per seed with nnc and once with bench/torch_reference.py (the same
 # recipe in PyTorch), optionally also the mnist recipe on the small slice the end-to-end test uses,
 # takes the final epoch's test accuracy of every run and writes a Markdown report
-# (bench/RESULTS.md). It is a benchmark, not a test: it is not part of ctest.
+# (bench/ACCURACY.md). It is a benchmark, not a test: it is not part of ctest.
 # See bench/README.md, "Accuracy against PyTorch".
 set -euo pipefail
 
@@ -36,7 +36,7 @@ options (relative paths are relative to the current directory):
   --torch-ld-library-path DIR
                            LD_LIBRARY_PATH for the PyTorch side only (e.g. an unpacked
                            OpenBLAS; see bench/README.md, "PyTorch's BLAS")
-  --out FILE               the report (default: bench/RESULTS.md of this checkout)
+  --out FILE               the report (default: bench/ACCURACY.md of this checkout)
   --logs DIR               keep every run's output here (default: a new directory in /tmp)
   -h, --help               this help
 
@@ -59,7 +59,7 @@ slice_seeds="1 2 3 4 5"
 threads=2
 python=/usr/bin/python3
 torch_ld=
-out=$repo/bench/RESULTS.md
+out=$repo/bench/ACCURACY.md
 logs=
 
 while [ $# -gt 0 ]; do
