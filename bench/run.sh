@@ -3,7 +3,8 @@
 # examples/fashion.nn (MLP) and examples/fashion_cnn.nn (CNN), seconds per epoch, images/s,
 # GFLOP/s and % of the measured FMA peak, the ratio against PyTorch's best configuration, test
 # accuracies, inference at batch 1 and 1000, nnc's compile time and peak memory. Writes its
-# section of bench/RESULTS.md. Not a test. Options: see `bench/run.sh --help` (bench/speed.py).
+# section of bench/RESULTS.md; --scaling: the MLP epoch against batch, width and threads. Not a
+# test. Options: see `bench/run.sh --help` (bench/speed.py).
 #
 #   bench/run.sh                 # both models, 3 epochs each side and configuration
 #   bench/run.sh --epochs 1 --models fashion --out /tmp/r.md

@@ -146,6 +146,8 @@ def main(argv):
     p.add_argument("--nnc-bench", default=os.path.join(REPO, "build", "nnc_bench"))
     p.add_argument("--torch-python", default="/usr/bin/python3")
     p.add_argument("--torch-threads", default="1,2", help="PyTorch's configurations (default 1,2)")
+    p.add_argument("--scaling", action="store_true",
+                   help="instead: how nnc's MLP epoch time grows with batch size, width and threads")
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"),
                    help="the report's file; its bench/run.sh section is replaced (default bench/RESULTS.md)")
     args = p.parse_args(argv)
@@ -161,6 +163,8 @@ def main(argv):
     if not shutil.which("g++"):
         fail("g++ is needed for the FMA peak (bench/fma_peak.cpp)")
 
+    if args.scaling:
+        return scaling(args)
     started = time.time()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as work:
@@ -236,18 +240,71 @@ def main(argv):
               f"{bench['compile_cpu_ms']['median']:.0f} ms processor time",
               f"- peak memory of `nnc examples/mnist.nn --train --epochs 1`: {mnist['max_rss_kib'] / 1024:.0f} MiB", "",
               END]
+    write_section(args.out, BEGIN, END, lines)
+    return 0
+
+
+def write_section(path, begin, end, lines):
+    """Prints the report and puts it into `path` between its markers (replacing what was there)."""
     report = "\n".join(lines) + "\n"
     print(report)
-    previous = open(args.out).read() if os.path.exists(args.out) else ""
-    if BEGIN in previous and END in previous:
-        before, rest = previous.split(BEGIN, 1)
-        after = rest.split(END, 1)[1]
+    previous = open(path).read() if os.path.exists(path) else ""
+    if begin in previous and end in previous:
+        before, rest = previous.split(begin, 1)
+        after = rest.split(end, 1)[1]
         text = before + report.rstrip("\n") + after
     else:
-        text = report + ("\n" + previous if previous else "")
-    with open(args.out, "w") as f:
+        text = previous + ("\n" if previous else "") + report
+    with open(path, "w") as f:
         f.write(text)
-    note(f"wrote {args.out}")
+    note(f"wrote {path}")
+
+
+SCALING_BEGIN, SCALING_END = "<!-- bench/run.sh --scaling: begin -->", "<!-- bench/run.sh --scaling: end -->"
+
+
+def scaling(args):
+    """nnc's MLP (examples/fashion.nn) for one epoch each: batch 16…1024 at width 64, width
+    64…1024 at batch 64, each on 1 and 2 threads, against the compute limit (the layers'
+    training FLOP over the measured FMA peak)."""
+    started = time.time()
+    load_before = os.getloadavg()
+    source = open(os.path.join(REPO, "examples", "fashion.nn")).read()
+    if source.count("dense(64)") != 2:
+        fail("examples/fashion.nn no longer has two dense(64) layers: update speed.py's --scaling")
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        note("measuring the FMA peak")
+        peak = fma_peak(work)
+        cases = [(b, 64) for b in (16, 32, 64, 128, 256, 512, 1024)] + [(64, w) for w in (128, 256, 512, 1024)]
+        for batch, width in cases:
+            path = os.path.join(work, f"fashion_{width}.nn")
+            with open(path, "w") as f:
+                f.write(source.replace("dense(64)", f"dense({width})"))
+            macs = [784 * width, width * width, width * 10]
+            train_flop = 3 * 2 * sum(macs) - 2 * macs[0]
+            for threads in (1, 2):
+                note(f"batch {batch}, width {width}, {threads} thread(s)")
+                out, err, rss = measure_rss([args.nnc, path, "--train", "--json", "--epochs", "1", "--batch",
+                                             str(batch), "--threads", str(threads), "--data", args.data])
+                seconds = jsonl(out)[-1]["seconds"]
+                limit = train_flop * 60000 / (peak[threads] * 1e9)
+                rows.append((batch, width, threads, seconds, limit, train_flop * 60000 / seconds / 1e9,
+                             rss / 1024))
+    lines = [SCALING_BEGIN, "# Scaling: nnc's MLP epoch (bench/run.sh --scaling)", "",
+             "examples/fashion.nn (784-W-W-10, Adam) for one epoch of the 60,000 Fashion-MNIST images at each",
+             "batch size and width, on 1 and 2 threads. The compute limit is the epoch's training FLOP (dense",
+             "layers: forward, weight and input gradients) over the FMA peak measured in the same run",
+             f"({peak[1]:.1f} GFLOP/s on 1 thread, {peak[2]:.1f} on 2); one run each, so single numbers are noisy.", "",
+             f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, {time.time() - started:.0f} s in all; load average "
+             f"{fmt_load(load_before)} at the start, {fmt_load(os.getloadavg())} at the end; checkout {git_rev()}.", "",
+             "| batch | width | threads | s/epoch | compute limit (s) | × limit | GFLOP/s | peak memory |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for batch, width, threads, seconds, limit, gflops, mib in rows:
+        lines.append(f"| {batch} | {width} | {threads} | {seconds:.3f} | {limit:.3f} | {seconds / limit:.1f} | "
+                     f"{gflops:.1f} | {mib:.0f} MiB |")
+    lines += ["", SCALING_END]
+    write_section(args.out, SCALING_BEGIN, SCALING_END, lines)
     return 0
 
 
