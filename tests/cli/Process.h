@@ -14,6 +14,7 @@
 #include <fstream>
 #include <spawn.h>
 #include <sstream>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,7 +25,8 @@ namespace nnc_test {
 struct Run {
   int status = -1;
   std::string out, err;
-  double seconds = 0;
+  double seconds = 0;    ///< wall-clock
+  double cpuSeconds = 0; ///< processor time of the process (user + system), steady under load
 };
 
 inline std::string slurp(const std::string &path) {
@@ -84,7 +86,10 @@ inline Run nnc(std::vector<std::string> args, const std::string &cwd = ".") {
   Run run;
   REQUIRE(posix_spawn(&pid, "/bin/sh", &actions, nullptr, cargv.data(), environ) == 0);
   int status = 0;
-  ::waitpid(pid, &status, 0);
+  rusage usage{};
+  ::wait4(pid, &status, 0, &usage);
+  auto secs = [](const timeval &t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  run.cpuSeconds = secs(usage.ru_utime) + secs(usage.ru_stime);
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   posix_spawn_file_actions_destroy(&actions);
   run.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
