@@ -314,6 +314,11 @@ private:
         q = newVar(), s = newVar();
     auto [plo, pn] = taps(idx(i), g.sh, g.ph, g.kh, h);
     auto [qlo, qn] = taps(idx(j), g.sw, g.pw, g.kw, w);
+    if (g.ph == 0 && g.pw == 0) { // every window lies inside: all its taps, constant bounds
+      plo = qlo = i64(0);
+      pn = i64(g.kh);
+      qn = i64(g.kw);
+    }
     ExprRef kp = add(plo, idx(p)), kq = add(qlo, idx(q));
     ExprRef y = add(sub(mul(idx(i), i64(g.sh)), i64(g.ph)), kp);
     ExprRef xcol = add(sub(mul(idx(j), i64(g.sw)), i64(g.pw)), kq);
@@ -680,10 +685,65 @@ private:
                         {loop(ch, i64(c), {loop(p, i64(g.kh), {loop(q, i64(g.kw), body)})})});
   }
 
+  /// maxpool2d_grad without padding and with windows that do not overlap
+  /// (stride = kernel): each input element lies in one window at most, so
+  /// the windows are walked instead of the elements. Per window, the same
+  /// comparisons as poolGrad() (the maximum of all taps, and of the taps
+  /// before each, in scan order) decide which tap gets dy; the elements no
+  /// window covers get 0.
+  Stmt maxPoolGradTiled() {
+    const Shape &dys = shapeOf(0), &xs = shapeOf(1);
+    int64_t planes = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
+    int64_t oh = dys.dims[2], ow = dys.dims[3];
+    kernels::Geometry g = kernels::geometry(n_.attrs);
+    int pl = newVar(), i = newVar(), j = newVar(), mAll = newVar();
+    ExprRef dy = load(0, add(mul(add(mul(idx(pl), i64(oh)), idx(i)), i64(ow)), idx(j)));
+    auto at = [&](ExprRef y, ExprRef x) { return add(mul(add(mul(idx(pl), i64(h)), y), i64(w)), x); };
+    std::vector<Stmt> window;
+    std::vector<int> tv;
+    std::vector<ExprRef> where;
+    for (int64_t p = 0; p < g.kh; ++p)
+      for (int64_t q = 0; q < g.kw; ++q) {
+        where.push_back(at(add(mul(idx(i), i64(g.kh)), i64(p)), add(mul(idx(j), i64(g.kw)), i64(q))));
+        tv.push_back(newVar());
+        window.push_back(local(tv.back(), load(1, where.back())));
+      }
+    ExprRef m = f32(-INFINITY);
+    for (int t : tv)
+      m = max(m, scalar(t));
+    window.push_back(local(mAll, m));
+    ExprRef before = f32(-INFINITY);
+    for (size_t t = 0; t < tv.size(); ++t) {
+      int mb = newVar();
+      window.push_back(local(mb, before));
+      ExprRef xv = scalar(tv[t]);
+      // first maximum: xv > the taps before it and not (the maximum > xv)
+      ExprRef gets = select(sub(xv, scalar(mb)), select(sub(scalar(mAll), xv), f32(0), dy), f32(0));
+      window = concat(std::move(window), epi_(where[t], add(f32(0), gets)));
+      before = max(scalar(mb), xv);
+    }
+    std::vector<Stmt> body{loop(i, i64(oh), {loop(j, i64(ow), window)})};
+    // the elements no window covers: the rows below the last window, and
+    // the columns right of it
+    int y = newVar(), x = newVar(), y2 = newVar(), x2 = newVar();
+    if (h > oh * g.kh)
+      body.push_back(loop(y, i64(h - oh * g.kh),
+                          {loop(x, i64(w), epi_(at(add(idx(y), i64(oh * g.kh)), idx(x)), f32(0)))}));
+    if (w > ow * g.kw)
+      body.push_back(loop(y2, i64(oh * g.kh),
+                          {loop(x2, i64(w - ow * g.kw),
+                                epi_(at(idx(y2), add(idx(x2), i64(ow * g.kw))), f32(0)))}));
+    return parallelLoop(pl, mul(batch(), i64(planes)), i64(h * w * 2), body);
+  }
+
   /// maxpool2d_grad(dy, x): each window's gradient goes to its first
   /// maximum; avgpool2d_grad: spread evenly over the window (padding
   /// counted). Gathered per input element over the windows holding it.
   Stmt poolGrad(bool isMax) {
+    kernels::Geometry geo = kernels::geometry(n_.attrs);
+    if (isMax && geo.ph == 0 && geo.pw == 0 && geo.sh == geo.kh && geo.sw == geo.kw &&
+        geo.kh * geo.kw <= 16)
+      return maxPoolGradTiled();
     const Shape &dys = shapeOf(0), &xs = shapeOf(1);
     int64_t planes = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
     int64_t oh = dys.dims[2], ow = dys.dims[3];
