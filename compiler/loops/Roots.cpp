@@ -319,24 +319,31 @@ private:
       pn = i64(g.kh);
       qn = i64(g.kw);
     }
-    ExprRef kp = add(plo, idx(p)), kq = add(qlo, idx(q));
-    ExprRef y = add(sub(mul(idx(i), i64(g.sh)), i64(g.ph)), kp);
-    ExprRef xcol = add(sub(mul(idx(j), i64(g.sw)), i64(g.pw)), kq);
-    ExprRef channel = conv ? idx(ch) : idx(f);
-    ExprRef xv = load(0, add(mul(add(mul(add(mul(idx(b), i64(c)), channel), i64(h)), y), i64(w)),
-                             xcol));
-    ExprRef update;
-    if (conv) {
-      ExprRef wv =
-          load(1, add(mul(add(mul(add(mul(idx(f), i64(c)), idx(ch)), i64(g.kh)), kp), i64(g.kw)),
-                      kq));
-      update = fma(xv, wv, scalar(s));
-    } else if (kind == "maxpool2d") {
-      update = max(scalar(s), xv);
+    auto updateAt = [&](ExprRef kp, ExprRef kq) {
+      ExprRef y = add(sub(mul(idx(i), i64(g.sh)), i64(g.ph)), kp);
+      ExprRef xcol = add(sub(mul(idx(j), i64(g.sw)), i64(g.pw)), kq);
+      ExprRef channel = conv ? idx(ch) : idx(f);
+      ExprRef xv = load(0, add(mul(add(mul(add(mul(idx(b), i64(c)), channel), i64(h)), y), i64(w)),
+                               xcol));
+      if (conv) {
+        ExprRef wv =
+            load(1, add(mul(add(mul(add(mul(idx(f), i64(c)), idx(ch)), i64(g.kh)), kp), i64(g.kw)),
+                        kq));
+        return fma(xv, wv, scalar(s));
+      }
+      return kind == "maxpool2d" ? max(scalar(s), xv) : add(scalar(s), xv);
+    };
+    Stmt window2;
+    if (!conv && g.ph == 0 && g.pw == 0 && g.kh * g.kw <= 16) {
+      // a small pooling window, every tap inside: the taps written out in scan order
+      std::vector<Stmt> taps;
+      for (int64_t pc = 0; pc < g.kh; ++pc)
+        for (int64_t qc = 0; qc < g.kw; ++qc)
+          taps.push_back(assign(s, updateAt(i64(pc), i64(qc))));
+      window2 = loops::block(std::move(taps));
     } else {
-      update = add(scalar(s), xv);
+      window2 = loop(p, pn, {loop(q, qn, {assign(s, updateAt(add(plo, idx(p)), add(qlo, idx(q))))})});
     }
-    Stmt window2 = loop(p, pn, {loop(q, qn, {assign(s, update)})});
     ExprRef init = conv ? (n_.inputs.size() > 2 ? load(2, idx(f)) : f32(0))
                         : (kind == "maxpool2d" ? f32(-INFINITY) : f32(0));
     ExprRef result = kind == "avgpool2d"
@@ -712,14 +719,20 @@ private:
     for (int t : tv)
       m = max(m, scalar(t));
     window.push_back(local(mAll, m));
+    // 0 + dy: what poolGrad()'s sum, starting at 0, gives the tap that gets dy
+    // (-0 becomes +0), added once per window rather than under the selects,
+    // where GCC turned the add into a branch
+    int dz = newVar();
+    window.push_back(local(dz, add(f32(0), dy)));
     ExprRef before = f32(-INFINITY);
     for (size_t t = 0; t < tv.size(); ++t) {
       int mb = newVar();
       window.push_back(local(mb, before));
       ExprRef xv = scalar(tv[t]);
       // first maximum: xv > the taps before it and not (the maximum > xv)
-      ExprRef gets = select(sub(xv, scalar(mb)), select(sub(scalar(mAll), xv), f32(0), dy), f32(0));
-      window = concat(std::move(window), epi_(where[t], add(f32(0), gets)));
+      ExprRef gets =
+          select(sub(xv, scalar(mb)), select(sub(scalar(mAll), xv), f32(0), scalar(dz)), f32(0));
+      window = concat(std::move(window), epi_(where[t], gets));
       before = max(scalar(mb), xv);
     }
     std::vector<Stmt> body{loop(i, i64(oh), {loop(j, i64(ow), window)})};
