@@ -33,7 +33,10 @@
 //     otherwise its register allocator, tuned for AMD or generic x86, gives
 //     a loaded vector two fmas read no register, and each fma loads it again
 //     (the dense layers' inner loops: 10 loads for 8 fmas where the JIT's
-//     have 6; those loops ran ~15% slower).
+//     have 6; those loops ran ~15% slower);
+//   - no predictive commoning (a pragma): in the convolutions' tiles the
+//     loads of neighbouring kernel columns overlap, and GCC carried them
+//     from one iteration to the next as shuffled scalars, spilling the sums.
 #include "codegen/EmitCpp.h"
 
 #include "loops/Lanes.h"
