@@ -26,8 +26,7 @@ options (relative paths are relative to the current directory):
   --digits DIR      data for mnist.nn (default: data/mnist of this checkout; made
                     with scripts/get-mnist.sh when missing)
   --cnn-data DIR    data for fashion_cnn.nn (default: tests/data/mnist-slice, 2,000
-                    digits: an epoch of its naive convolutions on the 60,000 images of
-                    Fashion-MNIST takes about ten minutes; any MNIST-format directory
+                    digits, to keep the benchmark short; any MNIST-format directory
                     of 28x28 images in 10 classes will do)
   --epochs N        epochs per run (default: 3)
   --runs N          runs of each side per model, alternating which goes first

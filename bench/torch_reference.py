@@ -1,15 +1,18 @@
 #!/usr/bin/python3
-"""PyTorch half of the accuracy benchmark: the recipes of examples/mnist.nn and examples/fashion.nn.
+"""PyTorch half of the accuracy benchmark: the recipes of examples/mnist.nn, fashion.nn and fashion_cnn.nn.
 
-Trains the 784-64-64-10 perceptron exactly as the .nn recipe says and prints one JSON object per
+Trains the model exactly as the .nn recipe says and prints one JSON object per
 epoch on stdout, with the keys of `nnc FILE --train --json` (epoch, train_loss, train_acc,
 val_loss, val_acc, test_loss, test_acc, lr, seconds, images_per_s; accuracies in [0, 1]).
 
   recipe   epochs  schedule                        data (default --data)
   mnist    10      StepLR(step_size=5, gamma=0.1)  <repo>/data/mnist
   fashion  5       constant                        /usr/share/datasets/fashion-mnist
+  fashion_cnn 5    constant                        /usr/share/datasets/fashion-mnist
 
-Both: nn.Linear(784, 64) -> ReLU -> nn.Linear(64, 64) -> ReLU -> nn.Linear(64, 10) with PyTorch's
+mnist and fashion: nn.Linear(784, 64) -> ReLU -> nn.Linear(64, 64) -> ReLU -> nn.Linear(64, 10);
+fashion_cnn: Conv2d(1, 32, 3) -> ReLU -> MaxPool2d(2) -> Conv2d(32, 64, 3) -> ReLU -> MaxPool2d(2)
+-> Flatten -> Linear(1600, 128) -> ReLU -> Linear(128, 10). All with PyTorch's
 default initialization, nn.CrossEntropyLoss() (mean over the batch), Adam(lr=1e-3) with default
 betas and eps, batch 64, shuffled every epoch, the last partial batch kept, pixels p/255 in [0, 1]
 without normalization.
@@ -33,6 +36,7 @@ RECIPES = {
     # name: (default epochs, StepLR step size or None, default data directory)
     "mnist": (10, 5, os.path.join(REPO, "data", "mnist")),
     "fashion": (5, None, "/usr/share/datasets/fashion-mnist"),
+    "fashion_cnn": (5, None, "/usr/share/datasets/fashion-mnist"),
 }
 LR = 1e-3
 GAMMA = 0.1
@@ -43,7 +47,7 @@ EVAL_BATCH = 1000  # evaluation only; does not change the results
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipe", choices=sorted(RECIPES), default="mnist",
-                   help="examples/mnist.nn or examples/fashion.nn (default mnist)")
+                   help="examples/mnist.nn, fashion.nn or fashion_cnn.nn (default mnist)")
     p.add_argument("--data", help="directory with the MNIST-format IDX files, raw or .gz "
                    "(default: the recipe's data path)")
     p.add_argument("--seed", type=int, default=42, help="seed of the initialization and the shuffling (default 42)")
@@ -153,12 +157,21 @@ def main(argv):
         return 1
 
     torch.manual_seed(args.seed)  # the initialization
-    model = nn.Sequential(
-        nn.Flatten(),
-        nn.Linear(784, 64), nn.ReLU(),
-        nn.Linear(64, 64), nn.ReLU(),
-        nn.Linear(64, 10),
-    ).float()
+    if args.recipe == "fashion_cnn":
+        model = nn.Sequential(
+            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(1600, 128), nn.ReLU(),
+            nn.Linear(128, 10),
+        ).float()
+    else:
+        model = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(784, 64), nn.ReLU(),
+            nn.Linear(64, 64), nn.ReLU(),
+            nn.Linear(64, 10),
+        ).float()
     loss_fn = nn.CrossEntropyLoss()  # mean over the batch (over the examples it has, for the last one)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_size, gamma=GAMMA) if step_size else None

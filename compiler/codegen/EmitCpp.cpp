@@ -33,7 +33,10 @@
 //     otherwise its register allocator, tuned for AMD or generic x86, gives
 //     a loaded vector two fmas read no register, and each fma loads it again
 //     (the dense layers' inner loops: 10 loads for 8 fmas where the JIT's
-//     have 6; those loops ran ~15% slower).
+//     have 6; those loops ran ~15% slower);
+//   - no predictive commoning (a pragma): in the convolutions' tiles the
+//     loads of neighbouring kernel columns overlap, and GCC carried them
+//     from one iteration to the next as shuffled scalars, spilling the sums.
 #include "codegen/EmitCpp.h"
 
 #include "loops/Lanes.h"
@@ -291,6 +294,11 @@ public:
            "// from memory for each (two loads where the JIT makes one), which bounds\n"
            "// the dense layers' inner loops by the loads. Scheduling only: the same numbers.\n"
            "#pragma GCC optimize(\"schedule-insns\", \"sched-pressure\")\n"
+           "// No predictive commoning: in a convolution's tiles the loads of neighbouring\n"
+           "// kernel columns overlap, and GCC then carries them from one iteration to the\n"
+           "// next as shuffled scalars, spilling the sums (the loops ran 4-5x slower than\n"
+           "// the JIT's). Which loads are reused only: the same numbers.\n"
+           "#pragma GCC optimize(\"no-predictive-commoning\")\n"
            "#endif\n";
     out += "// " + symbol_ + ": the loop-IR function `" + f_.name + "`" +
            (options_.source.empty() ? "" : " of " + commentText(options_.source)) +

@@ -48,10 +48,19 @@ public:
       return contract();
     if (op == "batch_sum")
       return batchSum();
+    bool isConv = op == "conv2d" || op == "conv2d_grad_input" || op == "conv2d_grad_weight";
+    kernels::Geometry geo = isConv ? kernels::geometry(n_.attrs) : kernels::Geometry{};
+    bool unitStride = isConv && geo.sh == 1 && geo.sw == 1;
+    if (op == "conv2d" && unitStride)
+      return convTiled();
     if (op == "conv2d" || op == "maxpool2d" || op == "avgpool2d")
       return windowed(op);
+    if (op == "conv2d_grad_input" && unitStride && geo.ph < geo.kh && geo.pw < geo.kw)
+      return convGradInputTiled();
     if (op == "conv2d_grad_input")
       return convGradInput();
+    if (op == "conv2d_grad_weight" && unitStride)
+      return convGradWeightTiled();
     if (op == "conv2d_grad_weight")
       return convGradWeight();
     if (op == "maxpool2d_grad" || op == "avgpool2d_grad")
@@ -305,24 +314,36 @@ private:
         q = newVar(), s = newVar();
     auto [plo, pn] = taps(idx(i), g.sh, g.ph, g.kh, h);
     auto [qlo, qn] = taps(idx(j), g.sw, g.pw, g.kw, w);
-    ExprRef kp = add(plo, idx(p)), kq = add(qlo, idx(q));
-    ExprRef y = add(sub(mul(idx(i), i64(g.sh)), i64(g.ph)), kp);
-    ExprRef xcol = add(sub(mul(idx(j), i64(g.sw)), i64(g.pw)), kq);
-    ExprRef channel = conv ? idx(ch) : idx(f);
-    ExprRef xv = load(0, add(mul(add(mul(add(mul(idx(b), i64(c)), channel), i64(h)), y), i64(w)),
-                             xcol));
-    ExprRef update;
-    if (conv) {
-      ExprRef wv =
-          load(1, add(mul(add(mul(add(mul(idx(f), i64(c)), idx(ch)), i64(g.kh)), kp), i64(g.kw)),
-                      kq));
-      update = fma(xv, wv, scalar(s));
-    } else if (kind == "maxpool2d") {
-      update = max(scalar(s), xv);
-    } else {
-      update = add(scalar(s), xv);
+    if (g.ph == 0 && g.pw == 0) { // every window lies inside: all its taps, constant bounds
+      plo = qlo = i64(0);
+      pn = i64(g.kh);
+      qn = i64(g.kw);
     }
-    Stmt window2 = loop(p, pn, {loop(q, qn, {assign(s, update)})});
+    auto updateAt = [&](ExprRef kp, ExprRef kq) {
+      ExprRef y = add(sub(mul(idx(i), i64(g.sh)), i64(g.ph)), kp);
+      ExprRef xcol = add(sub(mul(idx(j), i64(g.sw)), i64(g.pw)), kq);
+      ExprRef channel = conv ? idx(ch) : idx(f);
+      ExprRef xv = load(0, add(mul(add(mul(add(mul(idx(b), i64(c)), channel), i64(h)), y), i64(w)),
+                               xcol));
+      if (conv) {
+        ExprRef wv =
+            load(1, add(mul(add(mul(add(mul(idx(f), i64(c)), idx(ch)), i64(g.kh)), kp), i64(g.kw)),
+                        kq));
+        return fma(xv, wv, scalar(s));
+      }
+      return kind == "maxpool2d" ? max(scalar(s), xv) : add(scalar(s), xv);
+    };
+    Stmt window2;
+    if (!conv && g.ph == 0 && g.pw == 0 && g.kh * g.kw <= 16) {
+      // a small pooling window, every tap inside: the taps written out in scan order
+      std::vector<Stmt> taps;
+      for (int64_t pc = 0; pc < g.kh; ++pc)
+        for (int64_t qc = 0; qc < g.kw; ++qc)
+          taps.push_back(assign(s, updateAt(i64(pc), i64(qc))));
+      window2 = loops::block(std::move(taps));
+    } else {
+      window2 = loop(p, pn, {loop(q, qn, {assign(s, updateAt(add(plo, idx(p)), add(qlo, idx(q))))})});
+    }
     ExprRef init = conv ? (n_.inputs.size() > 2 ? load(2, idx(f)) : f32(0))
                         : (kind == "maxpool2d" ? f32(-INFINITY) : f32(0));
     ExprRef result = kind == "avgpool2d"
@@ -336,6 +357,266 @@ private:
     int64_t cost = oc * oh * ow * (conv ? c : 1) * g.kh * g.kw;
     return parallelLoop(b, batch(), i64(cost),
                         {loop(f, i64(oc), {loop(i, i64(oh), {loop(j, i64(ow), body)})})});
+  }
+
+  // ---- Convolutions with unit stride, as register-tiled products ----
+  //
+  // Each is a matrix product whose inner index runs over nested loops:
+  // kRows rows at a time, 32 columns of sums held in registers as the lanes
+  // of vectors across the whole reduction, every sum sequential in the same
+  // order as the plain loops of windowed(), convGradInput() and
+  // convGradWeight(). Padding becomes zeros in a padded copy (an fma with a
+  // zero adds nothing), and the columns of an output plane are taken on a
+  // grid as wide as the input plane, so that neighbouring columns read
+  // neighbouring input elements (the lanes' loads are contiguous); the few
+  // columns past the plane's right edge are computed and dropped.
+
+  using Indices = std::vector<ExprRef>;
+  struct Tile {
+    int64_t rows = kRows;
+    std::vector<ExprRef> kExtents; ///< the reduction's nested loops, outermost first
+    std::function<ExprRef(int64_t, ExprRef)> init;          ///< (row, column)
+    std::function<ExprRef(int64_t, const Indices &)> a;     ///< (row, k): one value per row
+    std::function<ExprRef(const Indices &, ExprRef)> b;     ///< (k, column): rises by one per column
+    std::function<Stmt(int64_t, ExprRef, ExprRef)> store;   ///< (row, column, sum)
+  };
+
+  /// The tile's columns [0, cols), in blocks of kRegisters / rows lanes.
+  std::vector<Stmt> tiles(const Tile &t, int64_t cols) {
+    int64_t width = kRegisters / t.rows, blocks = cols / width, done = blocks * width;
+    auto block = [&](ExprRef from, int64_t lanesCount) {
+      int u = newVar(), bv = newVar();
+      ExprRef col = add(from, idx(u));
+      Indices k;
+      std::vector<int> kv;
+      for (size_t d = 0; d < t.kExtents.size(); ++d) {
+        kv.push_back(newVar());
+        k.push_back(idx(kv.back()));
+      }
+      std::vector<int> sums, as;
+      std::vector<Stmt> lanesBody, kBody;
+      for (int64_t r = 0; r < t.rows; ++r) {
+        sums.push_back(newVar());
+        as.push_back(newVar());
+        lanesBody.push_back(local(sums.back(), t.init(r, col)));
+        kBody.push_back(local(as.back(), t.a(r, k)));
+      }
+      kBody.push_back(local(bv, t.b(k, col)));
+      for (size_t r = 0; r < sums.size(); ++r)
+        kBody.push_back(assign(sums[r], fma(scalar(as[r]), scalar(bv), scalar(sums[r]))));
+      Stmt nest = loops::block({});
+      for (size_t d = kv.size(); d-- > 0;) {
+        nest = loop(kv[d], t.kExtents[d], std::move(kBody));
+        kBody = {nest};
+      }
+      lanesBody.push_back(nest);
+      for (size_t r = 0; r < sums.size(); ++r)
+        lanesBody.push_back(t.store(static_cast<int64_t>(r), col, scalar(sums[r])));
+      Stmt lanes = loop(u, i64(lanesCount), lanesBody);
+      lanes.lanes = true;
+      return lanes;
+    };
+    std::vector<Stmt> body;
+    if (blocks > 0) {
+      int jb = newVar();
+      body.push_back(loop(jb, i64(blocks), {block(mul(idx(jb), i64(width)), width)}));
+    }
+    if (done < cols)
+      body.push_back(block(i64(done), cols - done));
+    return body;
+  }
+
+  /// Copies plane `plane` (h × w, read by `src`) into `dst` at element
+  /// `to`, a (h + 2·pt) × (w + 2·pl) plane with zeros around it.
+  std::vector<Stmt> padPlane(const std::function<ExprRef(ExprRef)> &src, ExprRef from, int dst,
+                             ExprRef to, int64_t h, int64_t w, int64_t pt, int64_t pl) {
+    int64_t hp = h + 2 * pt, wp = w + 2 * pl;
+    int e = newVar(), y = newVar(), x = newVar();
+    return {loop(e, i64(hp * wp), {store(dst, add(to, idx(e)), f32(0))}),
+            loop(y, i64(h),
+                 {loop(x, i64(w), {store(dst, add(to, add(mul(add(idx(y), i64(pt)), i64(wp)),
+                                                          add(idx(x), i64(pl)))),
+                                         src(add(from, add(mul(idx(y), i64(w)), idx(x)))))})})};
+  }
+
+  /// conv2d with unit stride: per example, rows = output channels, columns
+  /// = output positions on a grid as wide as the (padded) input, k = (input
+  /// channel, kernel row, kernel column), the same order as windowed().
+  Stmt convTiled() {
+    const Shape &xs = shapeOf(0), &ys = outShape();
+    int64_t c = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
+    int64_t oc = ys.dims[1], oh = ys.dims[2], ow = ys.dims[3];
+    kernels::Geometry g = kernels::geometry(n_.attrs);
+    bool bias = n_.inputs.size() > 2;
+    int64_t hp = h + 2 * g.ph, wp = w + 2 * g.pw;
+    int64_t cols = (oh - 1) * wp + ow; // the last column read is the plane's last element
+    int b = newVar(), pg = newVar();
+    std::vector<Stmt> body;
+    // the input: x itself, or its padded copy
+    std::function<ExprRef(ExprRef)> xAt = [&](ExprRef at) { return load(0, at); };
+    if (g.ph > 0 || g.pw > 0) {
+      int xp = c_.scratch(n_.layer + ".padded", c * hp * wp, true);
+      int ch = newVar();
+      body.push_back(loop(ch, i64(c),
+                          padPlane([&](ExprRef at) { return load(0, at); },
+                                   mul(add(mul(idx(b), i64(c)), idx(ch)), i64(h * w)), xp,
+                                   mul(add(mul(idx(b), i64(c)), idx(ch)), i64(hp * wp)), h, w,
+                                   g.ph, g.pw)));
+      xAt = [xp](ExprRef at) { return loops::load(xp, at); };
+    }
+    int acc = c_.scratch(n_.layer + ".grid", oc * cols, true);
+    ExprRef last = i64(oc - 1);
+    auto f = [&](int64_t r) { return min(add(mul(idx(pg), i64(kRows)), i64(r)), last); };
+    Tile t;
+    t.kExtents = {i64(c), i64(g.kh), i64(g.kw)};
+    t.init = [&](int64_t r, ExprRef) { return bias ? load(2, f(r)) : f32(0); };
+    t.a = [&](int64_t r, const Indices &k) {
+      return load(1, add(mul(add(mul(add(mul(f(r), i64(c)), k[0]), i64(g.kh)), k[1]), i64(g.kw)), k[2]));
+    };
+    t.b = [&](const Indices &k, ExprRef col) {
+      ExprRef plane = mul(add(mul(idx(b), i64(c)), k[0]), i64(hp * wp));
+      return xAt(add(add(plane, add(mul(k[1], i64(wp)), k[2])), col));
+    };
+    t.store = [&](int64_t r, ExprRef col, ExprRef v) {
+      return store(acc, add(mul(add(mul(idx(b), i64(oc)), f(r)), i64(cols)), col), v);
+    };
+    int64_t pairs = (oc + kRows - 1) / kRows;
+    body.push_back(loop(pg, i64(pairs), tiles(t, cols)));
+    int ff = newVar(), i = newVar(), j = newVar();
+    ExprRef at = add(mul(add(mul(add(mul(idx(b), i64(oc)), idx(ff)), i64(oh)), idx(i)), i64(ow)), idx(j));
+    ExprRef v = loops::load(acc, add(mul(add(mul(idx(b), i64(oc)), idx(ff)), i64(cols)),
+                                     add(mul(idx(i), i64(wp)), idx(j))));
+    std::vector<Stmt> tail = epi_(at, v);
+    if (!tail.empty())
+      body.push_back(loop(ff, i64(oc), {loop(i, i64(oh), {loop(j, i64(ow), tail)})}));
+    return parallelLoop(b, batch(), i64(pairs * kRows * cols * c * g.kh * g.kw), body);
+  }
+
+  /// conv2d_grad_input with unit stride: a convolution of dy, padded by
+  /// kernel - 1 - padding, with the kernel flipped. Per example, rows =
+  /// input channels, columns = input positions on a grid as wide as the
+  /// padded dy, k = (output channel, window row, window column) in the
+  /// order of convGradInput() (kernel offsets descending).
+  Stmt convGradInputTiled() {
+    const Shape &dys = shapeOf(0), &xs = outShape();
+    int64_t c = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
+    int64_t oc = dys.dims[1], oh = dys.dims[2], ow = dys.dims[3];
+    kernels::Geometry g = kernels::geometry(n_.attrs);
+    int64_t pt = g.kh - 1 - g.ph, pl = g.kw - 1 - g.pw;
+    int64_t hp = oh + 2 * pt, wp = ow + 2 * pl;
+    int64_t cols = (h - 1) * wp + w;
+    int b = newVar(), f0 = newVar(), pg = newVar();
+    int dp = c_.scratch(n_.layer + ".dy_padded", oc * hp * wp, true);
+    int acc = c_.scratch(n_.layer + ".dx_grid", c * cols, true);
+    std::vector<Stmt> body{loop(
+        f0, i64(oc),
+        padPlane([&](ExprRef at) { return load(0, at); },
+                 mul(add(mul(idx(b), i64(oc)), idx(f0)), i64(oh * ow)), dp,
+                 mul(add(mul(idx(b), i64(oc)), idx(f0)), i64(hp * wp)), oh, ow, pt, pl))};
+    ExprRef last = i64(c - 1);
+    auto ch = [&](int64_t r) { return min(add(mul(idx(pg), i64(kRows)), i64(r)), last); };
+    Tile t;
+    t.kExtents = {i64(oc), i64(g.kh), i64(g.kw)};
+    t.init = [](int64_t, ExprRef) { return f32(0); };
+    t.a = [&](int64_t r, const Indices &k) {
+      ExprRef p = sub(i64(g.kh - 1), k[1]), q = sub(i64(g.kw - 1), k[2]);
+      return load(1, add(mul(add(mul(add(mul(k[0], i64(c)), ch(r)), i64(g.kh)), p), i64(g.kw)), q));
+    };
+    t.b = [&](const Indices &k, ExprRef col) {
+      ExprRef plane = mul(add(mul(idx(b), i64(oc)), k[0]), i64(hp * wp));
+      return loops::load(dp, add(add(plane, add(mul(k[1], i64(wp)), k[2])), col));
+    };
+    t.store = [&](int64_t r, ExprRef col, ExprRef v) {
+      return store(acc, add(mul(add(mul(idx(b), i64(c)), ch(r)), i64(cols)), col), v);
+    };
+    int64_t pairs = (c + kRows - 1) / kRows;
+    body.push_back(loop(pg, i64(pairs), tiles(t, cols)));
+    int cc = newVar(), y = newVar(), x = newVar();
+    ExprRef at = add(mul(add(mul(add(mul(idx(b), i64(c)), idx(cc)), i64(h)), idx(y)), i64(w)), idx(x));
+    ExprRef v = loops::load(acc, add(mul(add(mul(idx(b), i64(c)), idx(cc)), i64(cols)),
+                                     add(mul(idx(y), i64(wp)), idx(x))));
+    std::vector<Stmt> tail = epi_(at, v);
+    if (!tail.empty())
+      body.push_back(loop(cc, i64(c), {loop(y, i64(h), {loop(x, i64(w), tail)})}));
+    return parallelLoop(b, batch(), i64(pairs * kRows * cols * oc * g.kh * g.kw), body);
+  }
+
+  /// conv2d_grad_weight with unit stride: rows = (input channel, kernel
+  /// row, kernel column), columns = output channels, k = (example, output
+  /// row, output column) in the order of convGradWeight(). dy is first
+  /// transposed to [N, oh, ow, oc] so that output channels are contiguous;
+  /// the rows are split into chunks run in parallel, each chunk's sums
+  /// kept in a scratch matrix between examples (reloaded and stored back,
+  /// which changes no sum's order) so that one example's dy and x stay in
+  /// cache while all the chunk's rows use them.
+  Stmt convGradWeightTiled() {
+    const Shape &dys = shapeOf(0), &xs = shapeOf(1);
+    int64_t c = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
+    int64_t oc = dys.dims[1], oh = dys.dims[2], ow = dys.dims[3];
+    kernels::Geometry g = kernels::geometry(n_.attrs);
+    int64_t hp = h + 2 * g.ph, wp = w + 2 * g.pw, taps = g.kh * g.kw, rowsAll = c * taps;
+    std::vector<Stmt> parts;
+    // dy transposed, and x padded when there is padding
+    int dyT = c_.scratch(n_.layer + ".dy_T", oh * ow * oc, true);
+    int b0 = newVar(), f0 = newVar(), e0 = newVar();
+    std::vector<Stmt> pack{loop(
+        e0, i64(oh * ow),
+        {loop(f0, i64(oc),
+              {store(dyT, add(mul(add(mul(idx(b0), i64(oh * ow)), idx(e0)), i64(oc)), idx(f0)),
+                     load(0, add(mul(add(mul(idx(b0), i64(oc)), idx(f0)), i64(oh * ow)), idx(e0))))})})};
+    std::function<ExprRef(ExprRef)> xAt = [&](ExprRef at) { return load(1, at); };
+    if (g.ph > 0 || g.pw > 0) {
+      int xp = c_.scratch(n_.layer + ".padded", c * hp * wp, true);
+      int ch = newVar();
+      pack.push_back(loop(ch, i64(c),
+                          padPlane([&](ExprRef at) { return load(1, at); },
+                                   mul(add(mul(idx(b0), i64(c)), idx(ch)), i64(h * w)), xp,
+                                   mul(add(mul(idx(b0), i64(c)), idx(ch)), i64(hp * wp)), h, w,
+                                   g.ph, g.pw)));
+      xAt = [xp](ExprRef at) { return loops::load(xp, at); };
+    }
+    parts.push_back(parallelLoop(b0, batch(), i64(oh * ow * oc + c * hp * wp), pack));
+
+    int acc = c_.scratch(n_.layer + ".dw_sums", rowsAll * oc, false);
+    int64_t pairs = (rowsAll + kRows - 1) / kRows;
+    int64_t perChunk = (pairs + 7) / 8, chunks = (pairs + perChunk - 1) / perChunk;
+    int ck = newVar(), b = newVar(), pp = newVar();
+    ExprRef firstPair = mul(idx(ck), i64(perChunk));
+    ExprRef pairCount = min(i64(perChunk), sub(i64(pairs), firstPair));
+    ExprRef pair = add(firstPair, idx(pp));
+    ExprRef lastRow = i64(rowsAll - 1);
+    auto m = [&](int64_t r) { return min(add(mul(pair, i64(kRows)), i64(r)), lastRow); };
+    Tile t;
+    t.kExtents = {i64(oh), i64(ow)};
+    t.init = [&](int64_t r, ExprRef col) { return loops::load(acc, add(mul(m(r), i64(oc)), col)); };
+    t.a = [&](int64_t r, const Indices &k) {
+      ExprRef ch = div(m(r), i64(taps));
+      ExprRef p = binary(BinaryOp::Sub, div(m(r), i64(g.kw)), mul(div(m(r), i64(taps)), i64(g.kh)));
+      ExprRef q = sub(m(r), mul(div(m(r), i64(g.kw)), i64(g.kw)));
+      ExprRef plane = mul(add(mul(idx(b), i64(c)), ch), i64(hp * wp));
+      return xAt(add(plane, add(mul(add(k[0], p), i64(wp)), add(k[1], q))));
+    };
+    t.b = [&](const Indices &k, ExprRef col) {
+      return loops::load(dyT, add(mul(add(mul(add(mul(idx(b), i64(oh)), k[0]), i64(ow)), k[1]), i64(oc)), col));
+    };
+    t.store = [&](int64_t r, ExprRef col, ExprRef v) {
+      return store(acc, add(mul(m(r), i64(oc)), col), v);
+    };
+    // the chunk's rows: zeros, then every example in order, then the epilogue
+    ExprRef rowFrom = mul(firstPair, i64(kRows));
+    ExprRef rowCount = min(mul(pairCount, i64(kRows)), sub(i64(rowsAll), rowFrom));
+    int z = newVar(), rr = newVar(), ff = newVar();
+    std::vector<Stmt> chunk{
+        loop(z, mul(rowCount, i64(oc)), {store(acc, add(mul(rowFrom, i64(oc)), idx(z)), f32(0))}),
+        loop(b, batch(), {loop(pp, pairCount, tiles(t, oc))})};
+    ExprRef row = add(rowFrom, idx(rr));
+    std::vector<Stmt> tail =
+        epi_(add(mul(idx(ff), i64(rowsAll)), row), loops::load(acc, add(mul(row, i64(oc)), idx(ff))));
+    if (!tail.empty())
+      chunk.push_back(loop(rr, rowCount, {loop(ff, i64(oc), tail)}));
+    parts.push_back(parallelLoop(ck, i64(chunks), mul(batch(), i64(perChunk * kRows * oc * oh * ow)),
+                                 chunk));
+    return block(std::move(parts));
   }
 
   /// Output positions o whose window holds input position y: o·stride -
@@ -411,10 +692,71 @@ private:
                         {loop(ch, i64(c), {loop(p, i64(g.kh), {loop(q, i64(g.kw), body)})})});
   }
 
+  /// maxpool2d_grad without padding and with windows that do not overlap
+  /// (stride = kernel): each input element lies in one window at most, so
+  /// the windows are walked instead of the elements. Per window, the same
+  /// comparisons as poolGrad() (the maximum of all taps, and of the taps
+  /// before each, in scan order) decide which tap gets dy; the elements no
+  /// window covers get 0.
+  Stmt maxPoolGradTiled() {
+    const Shape &dys = shapeOf(0), &xs = shapeOf(1);
+    int64_t planes = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
+    int64_t oh = dys.dims[2], ow = dys.dims[3];
+    kernels::Geometry g = kernels::geometry(n_.attrs);
+    int pl = newVar(), i = newVar(), j = newVar(), mAll = newVar();
+    ExprRef dy = load(0, add(mul(add(mul(idx(pl), i64(oh)), idx(i)), i64(ow)), idx(j)));
+    auto at = [&](ExprRef y, ExprRef x) { return add(mul(add(mul(idx(pl), i64(h)), y), i64(w)), x); };
+    std::vector<Stmt> window;
+    std::vector<int> tv;
+    std::vector<ExprRef> where;
+    for (int64_t p = 0; p < g.kh; ++p)
+      for (int64_t q = 0; q < g.kw; ++q) {
+        where.push_back(at(add(mul(idx(i), i64(g.kh)), i64(p)), add(mul(idx(j), i64(g.kw)), i64(q))));
+        tv.push_back(newVar());
+        window.push_back(local(tv.back(), load(1, where.back())));
+      }
+    ExprRef m = f32(-INFINITY);
+    for (int t : tv)
+      m = max(m, scalar(t));
+    window.push_back(local(mAll, m));
+    // 0 + dy: what poolGrad()'s sum, starting at 0, gives the tap that gets dy
+    // (-0 becomes +0), added once per window rather than under the selects,
+    // where GCC turned the add into a branch
+    int dz = newVar();
+    window.push_back(local(dz, add(f32(0), dy)));
+    ExprRef before = f32(-INFINITY);
+    for (size_t t = 0; t < tv.size(); ++t) {
+      int mb = newVar();
+      window.push_back(local(mb, before));
+      ExprRef xv = scalar(tv[t]);
+      // first maximum: xv > the taps before it and not (the maximum > xv)
+      ExprRef gets =
+          select(sub(xv, scalar(mb)), select(sub(scalar(mAll), xv), f32(0), scalar(dz)), f32(0));
+      window = concat(std::move(window), epi_(where[t], gets));
+      before = max(scalar(mb), xv);
+    }
+    std::vector<Stmt> body{loop(i, i64(oh), {loop(j, i64(ow), window)})};
+    // the elements no window covers: the rows below the last window, and
+    // the columns right of it
+    int y = newVar(), x = newVar(), y2 = newVar(), x2 = newVar();
+    if (h > oh * g.kh)
+      body.push_back(loop(y, i64(h - oh * g.kh),
+                          {loop(x, i64(w), epi_(at(add(idx(y), i64(oh * g.kh)), idx(x)), f32(0)))}));
+    if (w > ow * g.kw)
+      body.push_back(loop(y2, i64(oh * g.kh),
+                          {loop(x2, i64(w - ow * g.kw),
+                                epi_(at(idx(y2), add(idx(x2), i64(ow * g.kw))), f32(0)))}));
+    return parallelLoop(pl, mul(batch(), i64(planes)), i64(h * w * 2), body);
+  }
+
   /// maxpool2d_grad(dy, x): each window's gradient goes to its first
   /// maximum; avgpool2d_grad: spread evenly over the window (padding
   /// counted). Gathered per input element over the windows holding it.
   Stmt poolGrad(bool isMax) {
+    kernels::Geometry geo = kernels::geometry(n_.attrs);
+    if (isMax && geo.ph == 0 && geo.pw == 0 && geo.sh == geo.kh && geo.sw == geo.kw &&
+        geo.kh * geo.kw <= 16)
+      return maxPoolGradTiled();
     const Shape &dys = shapeOf(0), &xs = shapeOf(1);
     int64_t planes = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
     int64_t oh = dys.dims[2], ow = dys.dims[3];
