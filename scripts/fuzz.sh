@@ -10,6 +10,7 @@
 #       run TARGET once over its seeds and tests/fuzz/regressions/TARGET/
 #       (what the suite's fuzz.* tests do)
 set -euo pipefail
+shopt -s nullglob
 once=0
 if [ "${1:-}" = "--once" ]; then
   once=1
@@ -38,9 +39,12 @@ case $target in
     cp "$root"/tests/repl/*.in "$seeds"/
     # Models to type in: each example as a session (declarations, then commands).
     for f in "$root"/examples/*.nn; do
-      { cat "$f"; printf '\n:summary\nfc1: dense(7)\nx = randn(2, 3)\nsoftmax(x @ transpose(x))\n:emit loops\n:train 2 steps\n:show fc1\n:set lr 0.5\n:help\n'; } \
-        > "$seeds/$(basename "$f" .nn).in"
+      { cat "$f"; printf '\n:summary\nfc1: dense(7)\nx = randn(2, 3)\nsoftmax(x @ transpose(x))\n:train 2 steps\n:show fc1\n:set lr 0.5\n:help\n'; } \
+        > "$seeds/example-$(basename "$f" .nn).in"
     done
+    # :emit loops lowers the whole training step: on a small model only.
+    printf 'model Tiny(x: [4]) {\n  x -> fc: dense(3) -> relu\n}\n:emit loops\nfc: dense(2)\n:emit loops\n' \
+      > "$seeds/emit.in"
     ;;
   idx)
     cp "$root"/tests/data/mnist-slice/*labels*.gz "$seeds"/
