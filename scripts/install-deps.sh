@@ -9,6 +9,7 @@ packages=(
   antlr4 libantlr4-runtime-dev            # parser generator (pulls in a JRE) and its C++ runtime
   libfmt-dev libcli11-dev libedit-dev zlib1g-dev pkgconf   # pkgconf finds libedit
   catch2                                  # tests
+  clang-14 libclang-rt-14-dev             # libFuzzer and the sanitizers' clang build (.ci/run)
   python3-torch                           # cross-checks and benchmarks against PyTorch
   dataset-fashion-mnist                   # Fashion-MNIST in IDX files, for examples/fashion*.nn
 )

@@ -98,7 +98,7 @@ int getKey(FILE *) {
 /// Lines from a terminal (libedit: editing, history, completion) or a pipe.
 class LineReader {
 public:
-  explicit LineReader(bool terminal) : terminal_(terminal) {
+  LineReader(bool terminal, std::istream &in) : terminal_(terminal), in_(in) {
     if (!terminal_)
       return;
     if (const char *home = std::getenv("HOME"))
@@ -133,6 +133,7 @@ public:
 
 private:
   bool terminal_;
+  std::istream &in_; ///< the lines when not on a terminal
   std::string history_;
 };
 
@@ -246,7 +247,7 @@ private:
 
 LineReader::Got LineReader::read(const char *prompt, std::string &line) {
   if (!terminal_)
-    return std::getline(std::cin, line) ? Got::Line : Got::End;
+    return std::getline(in_, line) ? Got::Line : Got::End;
   char *got;
   {
     InterruptScope interrupts; // Ctrl-C ends the read instead of nnc
@@ -298,10 +299,10 @@ const std::vector<std::string> kCommands = {":load", ":summary", ":train", ":eva
 class Repl {
 public:
   explicit Repl(const ReplOptions &options)
-      : options_(options), terminal_(::isatty(STDIN_FILENO) != 0) {}
+      : options_(options), terminal_(!options.input && ::isatty(STDIN_FILENO) != 0) {}
 
   int run() {
-    LineReader reader(terminal_);
+    LineReader reader(terminal_, options_.input ? *options_.input : std::cin);
     if (!options_.file.empty())
       load(options_.file);
     else // a session from scratch: a model and data are all it needs
@@ -510,6 +511,10 @@ private:
     o.capacity = 1;
     o.seed = ++expressionSeed_; // every evaluation draws new random numbers
     loops::Function f = loops::lower(graph, {}, o);
+    if (options_.fuzzing) {
+      std::cout << "(fuzzing: the expression is lowered, not run)\n";
+      return;
+    }
     std::string error;
     if (!code_.jit) {
       std::unique_ptr<JIT> jit = JIT::create(error);
@@ -822,6 +827,10 @@ private:
   bool compiled() {
     if (compiled_)
       return true;
+    if (options_.fuzzing) {
+      std::cerr << "(fuzzing: nothing is compiled)\n";
+      return false;
+    }
     if (!program_) {
       std::cerr << "there is no model yet: type one or :load FILE\n";
       return false;
@@ -908,6 +917,8 @@ private:
       return false;
     if (name == ":help")
       std::cout << kHelp;
+    else if (name == ":load" && args.size() == 1 && options_.fuzzing)
+      std::cerr << "(fuzzing: no file is read)\n";
     else if (name == ":load" && args.size() == 1)
       load(args[0]);
     else if (name == ":summary" && args.empty())
@@ -1137,7 +1148,9 @@ private:
       return;
     }
     Diag diag = newDiag();
-    if ((args[0] == "loops" || args[0] == "llvm") && args.size() == 1)
+    if (options_.fuzzing && args[0] != "loops")
+      std::cerr << "(fuzzing: only :emit loops)\n";
+    else if ((args[0] == "loops" || args[0] == "llvm") && args.size() == 1)
       printLowered(*program_, args[0], std::cout, diag);
     else if (args[0] == "cpp" && args.size() == 2)
       emitCppCommand(*program_, args[1], dataDirectory(*program_, options_.dataDir), diag);

@@ -12,6 +12,7 @@
 // count carry over, and the data is read once per data block.
 #pragma once
 
+#include <istream>
 #include <string>
 
 namespace nnc {
@@ -20,9 +21,17 @@ struct ReplOptions {
   std::string file;    ///< loaded at the start, if not empty
   std::string dataDir; ///< --data: instead of the data block's path
   bool color = false;  ///< diagnostics in color
+  /// The lines to read instead of stdin's (never a terminal): the REPL's
+  /// fuzz target (tests/fuzz) feeds its input through here.
+  std::istream *input = nullptr;
+  /// For fuzzing: nothing is JIT-compiled, run, read or written. Tensor
+  /// expressions are parsed, checked and lowered to the loop IR but not
+  /// run; :load, :train, :eval, :predict, :show, :save and :emit llvm|cpp
+  /// say that they are off (`:emit loops` still lowers the model).
+  bool fuzzing = false;
 };
 
-/// Runs the session on stdin: with libedit's line editing, completion and
+/// Runs the session on stdin (or options.input): with libedit's line editing, completion and
 /// history (~/.nnc_history) on a terminal; plain lines, no prompts and no
 /// escape codes from a pipe. Returns the exit status (0 after :quit or the
 /// end of the input).

@@ -80,7 +80,7 @@ int main() {
 } // namespace
 
 TEST_CASE("every example's inference library builds alone, allocates nothing and predicts as "
-          "nnc --predict does") {
+          "nnc --predict does", "[slow]") {
   TempDir dir;
   const std::string data = oneBatchOfDigits(dir);
   // Test digits, as PGM files for nnc --predict and as floats (byte / 255)

@@ -204,7 +204,7 @@ TEST_CASE("stopping after epoch K and resuming ends byte-identical to an uninter
         std::string::npos);
 }
 
-TEST_CASE("one and two threads train to the same bytes") {
+TEST_CASE("one and two threads train to the same bytes", "[threads]") {
   TempDir dir;
   for (const char *threads : {"1", "2"}) {
     Run r = nnc({kMnist, "--train", "--epochs", "2", "--data", kSlice, "--threads", threads,
@@ -348,7 +348,7 @@ TEST_CASE("usage mistakes of the training flags exit 2") {
   CHECK(nnc({kMnist, "--train", "--epochs", "0"}).status == 2);
 }
 
-TEST_CASE("the program of --emit-cpp builds with g++ alone and trains to nnc's bytes") {
+TEST_CASE("the program of --emit-cpp builds with g++ alone and trains to nnc's bytes", "[slow]") {
   TempDir dir;
   std::string out = dir.path + "/program";
   Run emit = nnc({kMnist, "--emit-cpp", out});

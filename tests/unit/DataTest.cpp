@@ -651,7 +651,7 @@ TEST_CASE("an example's augmentation depends on seed, epoch and its index only",
   CHECK(wholeEpoch(evaluation, 0).images == wholeEpoch(evaluation, 9).images);
 }
 
-TEST_CASE("fill is thread-safe: concurrent epochs give the bytes of a lone caller", "[data]") {
+TEST_CASE("fill is thread-safe: concurrent epochs give the bytes of a lone caller", "[data][threads]") {
   Dataset d = synthetic(200, 12, 12);
   DataOptions o;
   o.batchSize = 32;
@@ -679,7 +679,7 @@ TEST_CASE("fill is thread-safe: concurrent epochs give the bytes of a lone calle
   }
 }
 
-TEST_CASE("the prefetcher gives the bytes of direct fills and stops cleanly", "[data]") {
+TEST_CASE("the prefetcher gives the bytes of direct fills and stops cleanly", "[data][threads]") {
   Dataset d = synthetic(50, 10, 10);
   DataOptions o;
   o.batchSize = 7; // 8 batches, the last of 1

@@ -717,21 +717,21 @@ Program programOf(const std::string &text) {
 
 } // namespace
 
-TEST_CASE("emitted C++ gives the JIT's bits on mnist.nn", "[emitcpp]") { checkExample("mnist"); }
+TEST_CASE("emitted C++ gives the JIT's bits on mnist.nn", "[emitcpp][slow]") { checkExample("mnist"); }
 
-TEST_CASE("emitted C++ gives the JIT's bits on mnist_augment.nn", "[emitcpp]") {
+TEST_CASE("emitted C++ gives the JIT's bits on mnist_augment.nn", "[emitcpp][slow]") {
   checkExample("mnist_augment");
 }
 
-TEST_CASE("emitted C++ gives the JIT's bits on fashion.nn", "[emitcpp]") { checkExample("fashion"); }
+TEST_CASE("emitted C++ gives the JIT's bits on fashion.nn", "[emitcpp][slow]") { checkExample("fashion"); }
 
-TEST_CASE("emitted C++ gives the JIT's bits on lenet.nn", "[emitcpp]") { checkExample("lenet"); }
+TEST_CASE("emitted C++ gives the JIT's bits on lenet.nn", "[emitcpp][slow]") { checkExample("lenet"); }
 
-TEST_CASE("emitted C++ gives the JIT's bits on fashion_cnn.nn", "[emitcpp]") {
+TEST_CASE("emitted C++ gives the JIT's bits on fashion_cnn.nn", "[emitcpp][slow]") {
   checkExample("fashion_cnn");
 }
 
-TEST_CASE("emitted C++ gives the JIT's bits on resnet_tiny.nn", "[emitcpp]") {
+TEST_CASE("emitted C++ gives the JIT's bits on resnet_tiny.nn", "[emitcpp][slow]") {
   checkExample("resnet_tiny");
 }
 
@@ -751,7 +751,7 @@ TEST_CASE("every example is checked by EmitCppTest", "[emitcpp]") {
 // which the JIT's LLVM turns into exp2f). Each program's train_step, all in
 // one build.
 TEST_CASE("emitted C++ gives the JIT's bits for every op and loss and optimizer and schedule",
-          "[emitcpp]") {
+          "[emitcpp][slow]") {
   auto model = [](const std::string &input, const std::string &body,
                   const std::string &rest =
                       "loss cross_entropy\noptimizer sgd(lr=0.1)\ntrain { seed 5 }\n") {
@@ -810,7 +810,7 @@ TEST_CASE("emitted C++ gives the JIT's bits for every op and loss and optimizer 
 // multiply and an add (one rounding more, in the first product) must change
 // what the emitted program records.
 TEST_CASE("the comparison sees one fma of mnist.nn computed as a multiply and an add",
-          "[emitcpp]") {
+          "[emitcpp][slow]") {
   Expected e = runOnJit(exampleProgram("mnist"), "mnist", 16, false);
   loops::Function changed = *e.functions[0];
   bool done = false;

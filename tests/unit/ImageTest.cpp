@@ -814,7 +814,10 @@ TEST_CASE("Every truncation and every single-byte change of a PNG and a PGM is h
       {"x.png", encode(p, 2)},
       {"x.pgm", text("P2\n# c\n2 2\n300\n1 2\n3 300\n")},
       {"y.pgm", concat({text("P5 2 2 300\n"), {0, 1, 0, 2, 1, 0, 1, 44}})}};
-  for (const auto &[name, bytes] : files) {
+  for (const auto &file : files) {
+    // Not a structured binding: clang 14 cannot capture one in the lambda below.
+    const std::string &name = file.first;
+    const Bytes &bytes = file.second;
     std::string path = dir.path + "/" + name;
     REQUIRE(readOk(write(dir, name, bytes)).pixels.size() == (name == "x.png" ? 20u : 4u));
     /// Reads a damaged file: true if it was read, else checks the message.

@@ -77,7 +77,7 @@ TEST_CASE("the JIT's predict agrees with the interpreter on the main example's M
   CHECK(jitVersusInterpreter(g, 1) < 2e-5);
 }
 
-TEST_CASE("the JIT agrees with the interpreter on every lowered op") {
+TEST_CASE("the JIT agrees with the interpreter on every lowered op", "[threads]") {
   const char *bodies[] = {
       "x -> dense(7, bias=false) -> sigmoid -> dense(3)",
       "x -> dense(6) -> tanh -> leaky_relu(0.1) -> neg -> dense(4)",
@@ -113,7 +113,7 @@ TEST_CASE("fusion: bias and activation run in the product's output loop") {
   CHECK(text.find("// 2 loop nests") != std::string::npos);
 }
 
-TEST_CASE("the JIT agrees with the interpreter on convolutional models") {
+TEST_CASE("the JIT agrees with the interpreter on convolutional models", "[threads]") {
   const char *bodies[] = {
       // LeNet, as in examples/lenet.nn
       "x -> conv2d(6, 5, padding=2) -> relu -> maxpool2d(2) -> conv2d(16, 5) -> relu -> "

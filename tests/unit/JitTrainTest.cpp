@@ -236,7 +236,7 @@ TEST_CASE("the JIT's train_step follows the interpreter for every op, loss and o
   }
 }
 
-TEST_CASE("the JIT's train_step gives the same bits on 1 and 2 threads") {
+TEST_CASE("the JIT's train_step gives the same bits on 1 and 2 threads", "[threads]") {
   Program p = example("lenet");
   std::vector<std::vector<float>> results;
   for (int threads : {1, 2}) {

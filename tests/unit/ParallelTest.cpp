@@ -81,7 +81,7 @@ struct Record {
 
 } // namespace
 
-TEST_CASE("nnc_parallel_for visits every index exactly once, in at most `threads` chunks") {
+TEST_CASE("nnc_parallel_for visits every index exactly once, in at most `threads` chunks", "[threads]") {
   for (int threads : {1, 2, 3, 8}) {
     Threads scope(threads);
     for (int64_t n : {0, 1, 2, 7, 1000, 100003}) {
@@ -96,7 +96,7 @@ TEST_CASE("nnc_parallel_for visits every index exactly once, in at most `threads
   }
 }
 
-TEST_CASE("the partition depends only on n and the thread count") {
+TEST_CASE("the partition depends only on n and the thread count", "[threads]") {
   Threads scope(3);
   Record r(7);
   r.run(kBig);
@@ -109,7 +109,7 @@ TEST_CASE("the partition depends only on n and the thread count") {
   }
 }
 
-TEST_CASE("small work runs inline on the calling thread, in one call") {
+TEST_CASE("small work runs inline on the calling thread, in one call", "[threads]") {
   Threads scope(8);
   for (auto [n, cost] : {std::pair<int64_t, int64_t>{100, 1}, {29999, 1}, {100, 299}, {5000, 0},
                          {10, -7}}) {
@@ -162,7 +162,7 @@ struct Nest {
 
 } // namespace
 
-TEST_CASE("a nested nnc_parallel_for runs inline on the thread that calls it") {
+TEST_CASE("a nested nnc_parallel_for runs inline on the thread that calls it", "[threads]") {
   Threads scope(4);
   auto nest = std::make_unique<Nest>();
   nnc_parallel_for(&Nest::outer, nest.get(), Nest::kRows, kBig);
@@ -174,7 +174,7 @@ TEST_CASE("a nested nnc_parallel_for runs inline on the thread that calls it") {
   CHECK(wrong == 0);
 }
 
-TEST_CASE("nnc_set_threads: 0 is the number of cores, and the count is clamped") {
+TEST_CASE("nnc_set_threads: 0 is the number of cores, and the count is clamped", "[threads]") {
   int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   {
     Threads scope(3);
@@ -189,7 +189,7 @@ TEST_CASE("nnc_set_threads: 0 is the number of cores, and the count is clamped")
   CHECK(nnc_threads() == cores);
 }
 
-TEST_CASE("changing the thread count between calls") {
+TEST_CASE("changing the thread count between calls", "[threads]") {
   for (int threads : {8, 2, 5, 1, 3, 0, 2}) {
     Threads scope(threads);
     int expected = nnc_threads();
@@ -204,7 +204,7 @@ TEST_CASE("changing the thread count between calls") {
   }
 }
 
-TEST_CASE("workers run chunks at the same time as the caller") {
+TEST_CASE("workers run chunks at the same time as the caller", "[threads]") {
   // Every chunk waits until all have started, which only finishes if each
   // runs on its own thread. The timeout turns a broken pool into a failure
   // instead of a hang; it is not a timing assertion.
@@ -234,7 +234,7 @@ TEST_CASE("workers run chunks at the same time as the caller") {
   }
 }
 
-TEST_CASE("per-index results are the same on 1, 2, 3 and 8 threads") {
+TEST_CASE("per-index results are the same on 1, 2, 3 and 8 threads", "[threads]") {
   // Each chunk sums a float series per index in a fixed order; the sums must
   // match bit for bit whatever the split.
   constexpr int64_t n = 4099;
@@ -260,7 +260,7 @@ TEST_CASE("per-index results are the same on 1, 2, 3 and 8 threads") {
   CHECK(compute(8) == one);
 }
 
-TEST_CASE("two host threads may call nnc_parallel_for at once") {
+TEST_CASE("two host threads may call nnc_parallel_for at once", "[threads]") {
   Threads scope(4);
   constexpr int kCalls = 200;
   struct Caller {
