@@ -9,6 +9,7 @@ packages=(
   antlr4 libantlr4-runtime-dev            # parser generator (pulls in a JRE) and its C++ runtime
   libfmt-dev libcli11-dev libedit-dev zlib1g-dev pkgconf   # pkgconf finds libedit
   catch2                                  # tests
+  openmpi-bin libopenmpi-dev              # data-parallel training: mpirun -np N nnc FILE --train
   python3-torch                           # cross-checks and benchmarks against PyTorch
   dataset-fashion-mnist                   # Fashion-MNIST in IDX files, for examples/fashion*.nn
 )

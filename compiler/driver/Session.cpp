@@ -2,6 +2,8 @@
 // runtime's trainer.
 #include "driver/Session.h"
 
+#include "loops/Lower.h"
+
 #include <chrono>
 #include <stdexcept>
 
@@ -97,7 +99,7 @@ nnc_rt::Model describeModel(const Program &program, const LoweredProgram &lowere
 }
 
 std::unique_ptr<Session> Session::create(const Program &program, int64_t capacity,
-                                         std::string &error) {
+                                         std::string &error, bool halves) {
   auto start = std::chrono::steady_clock::now();
   std::unique_ptr<Session> s(new Session());
   std::string why;
@@ -111,12 +113,33 @@ std::unique_ptr<Session> Session::create(const Program &program, int64_t capacit
   s->jit_ = JIT::create(jitError);
   if (!s->jit_)
     throw std::runtime_error("internal error: cannot start the JIT: " + jitError);
-  std::vector<CompiledFunction> fns =
-      s->jit_->compile({&s->lowered_.trainStep, &s->lowered_.predict}, jitError);
-  if (fns.size() != 2)
+  std::vector<const loops::Function *> functions{&s->lowered_.trainStep, &s->lowered_.predict};
+  loops::Function gradFn, updateFn;
+  if (halves) {
+    StepGraph grad = buildGradStep(program), update = buildUpdateStep(program);
+    for (const Graph *g : {&grad.graph, &update.graph})
+      if (std::string problem = verifyGraph(*g); !problem.empty())
+        throw std::logic_error("internal error: invalid graph " + g->name + ": " + problem);
+    loops::LowerOptions o;
+    o.training = true;
+    o.capacity = capacity;
+    o.seed = static_cast<uint64_t>(program.train.seed);
+    o.name = "grad_step";
+    gradFn = loops::lower(grad.graph, grad.updates, o);
+    o.name = "apply_update";
+    updateFn = loops::lower(update.graph, update.updates, o);
+    functions.push_back(&gradFn);
+    functions.push_back(&updateFn);
+  }
+  std::vector<CompiledFunction> fns = s->jit_->compile(functions, jitError);
+  if (fns.size() != functions.size())
     throw std::runtime_error("internal error: " + jitError);
   s->train_ = std::make_unique<Runner>(s->lowered_.trainStep, fns[0]);
   s->predict_ = std::make_unique<Runner>(s->lowered_.predict, fns[1]);
+  if (halves) {
+    s->grad_ = std::make_unique<Runner>(std::move(gradFn), fns[2]);
+    s->update_ = std::make_unique<Runner>(std::move(updateFn), fns[3]);
+  }
   s->state_ = std::make_unique<nnc_rt::Session>(describeModel(program, s->lowered_), *s->train_,
                                                 *s->predict_);
   s->compileMs_ =

@@ -27,11 +27,17 @@ public:
   /// every parameter to its initial value (from program.train.seed).
   /// Returns null and sets `error` when the program cannot be compiled
   /// (a message for the user); a JIT failure is thrown as an internal error.
+  /// With `halves`, also compiles the step's two halves, grad_step and
+  /// apply_update (buildGradStep, buildUpdateStep), for data-parallel
+  /// training.
   static std::unique_ptr<Session> create(const Program &program, int64_t capacity,
-                                         std::string &error);
+                                         std::string &error, bool halves = false);
 
   const LoweredProgram &lowered() const { return lowered_; }
   nnc_rt::Session &state() { return *state_; }
+  /// The halves (null unless created with them).
+  nnc_rt::Runner *gradStep() { return grad_.get(); }
+  nnc_rt::Runner *applyUpdate() { return update_.get(); }
   /// Milliseconds spent lowering and JIT-compiling.
   double compileMs() const { return compileMs_; }
 
@@ -40,7 +46,7 @@ private:
 
   LoweredProgram lowered_;
   std::unique_ptr<JIT> jit_;
-  std::unique_ptr<Runner> train_, predict_;
+  std::unique_ptr<Runner> train_, predict_, grad_, update_;
   std::unique_ptr<nnc_rt::Session> state_;
   double compileMs_ = 0;
 };
