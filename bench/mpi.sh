@@ -46,7 +46,9 @@ check_nnc "$nnc"
 command -v mpirun >/dev/null || die "no mpirun: install openmpi-bin (scripts/install-deps.sh)"
 ensure_digits "$data"
 logs=$(mktemp -d /tmp/nnc-mpi-bench-XXXXXX)
-mpirun_flags=(--allow-run-as-root --oversubscribe --mca btl self,vader,tcp
+# --bind-to none: pinned to a core another program is busy on, one process
+# stalls every step of the other (10 to 30 times slower epochs, measured here)
+mpirun_flags=(--allow-run-as-root --oversubscribe --bind-to none --mca btl self,vader,tcp
               --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo)
 
 show() { case $1 in "$repo"/*) printf '%s\n' "${1#"$repo"/}" ;; *) printf '%s\n' "$1" ;; esac; }
@@ -98,7 +100,8 @@ section=$(mktemp)
   printf 'seconds column), the median over every epoch of every run. "Summing" is the share of\n'
   printf 'it rank 0 spent in the sums (one MPI_Allreduce of the gradients, one of two numbers),\n'
   printf 'waiting for the other process included. Plain nnc uses both cores (2 threads); under\n'
-  printf 'mpirun each process uses the cores divided by the processes (1 thread each for 2).\n\n'
+  printf 'mpirun each process uses the cores divided by the processes (1 thread each for 2).\n'
+  printf 'mpirun runs with `--bind-to none` (the machine is shared with other work).\n\n'
   printf '| model | parameters | data, epochs | run | epoch (s) | summing | step (ms) |\n'
   printf '| --- | ---: | --- | --- | ---: | ---: | ---: |\n'
   for row in "${rows[@]}"; do

@@ -21,7 +21,10 @@ const std::string kSlice = kSource + "/tests/data/mnist-slice";
 /// mpirun -np N nnc ARGS, on this machine alone, `env` set in every process.
 Run mpirun(int n, const std::vector<std::string> &args,
            const std::vector<std::string> &env = {}, const std::string &cwd = ".") {
-  std::vector<std::string> a{"--allow-run-as-root", "--oversubscribe", "-np", std::to_string(n),
+  // --bind-to none: on a machine shared with other work, a process pinned to
+  // a busy core stalls every step of the others
+  std::vector<std::string> a{"--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
+                             "-np", std::to_string(n),
                              // loopback only: no network interface is tried
                              "--mca", "btl", "self,vader,tcp", "--mca", "btl_tcp_if_include",
                              "lo", "--mca", "oob_tcp_if_include", "lo"};
