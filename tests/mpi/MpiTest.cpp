@@ -30,10 +30,6 @@ Run mpirun(int n, const std::vector<std::string> &args,
                              "lo", "--mca", "oob_tcp_if_include", "lo"};
   for (const std::string &e : env)
     a.insert(a.end(), {"-x", e});
-#ifdef NNC_SANITIZE
-  // Open MPI's own leaks (tests/mpi/lsan.supp), not ours
-  a.insert(a.end(), {"-x", "LSAN_OPTIONS=suppressions=" + kSource + "/tests/mpi/lsan.supp"});
-#endif
   a.push_back(NNC_BINARY);
   a.insert(a.end(), args.begin(), args.end());
   return run(NNC_MPIEXEC, a, cwd);
