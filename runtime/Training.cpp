@@ -623,11 +623,191 @@ void reportDivergence(const ErrorFn &error, double loss, int64_t epoch, int64_t 
 
 } // namespace
 
-int train(Session &session, const RunOptions &options, const ErrorFn &error) {
+void shareOf(int64_t n, int rank, int size, int64_t &first, int64_t &count) {
+  const int64_t base = n / size, extra = n % size;
+  first = rank * base + std::min<int64_t>(rank, extra);
+  count = base + (rank < extra ? 1 : 0);
+}
+
+namespace {
+
+/// Setting up data-parallel training: errors of processes other than rank 0
+/// are held back until every process knows who failed, so that a problem
+/// all of them meet (a missing file) is reported once, by rank 0, and one
+/// only another process meets is reported by it, with its rank.
+class SetupErrors {
+public:
+  SetupErrors(Collective *comm, const ErrorFn &error) : comm_(comm), error_(error) {
+    held_ = [this](Culprit c, const std::string &message, const std::string &hint) {
+      if (!comm_ || comm_->rank() == 0)
+        error_(c, message, hint);
+      else
+        pending_.push_back({c, message, hint});
+    };
+  }
+  const ErrorFn &fn() const { return held_; }
+  /// Collective when data-parallel: whether every process set up fine
+  /// (`ok` is this one's verdict). Reports the held-back errors when rank 0
+  /// set up fine.
+  bool agree(bool ok) {
+    if (!comm_)
+      return ok;
+    std::vector<int> all = comm_->gather(ok ? 1 : 0);
+    bool everyone = std::all_of(all.begin(), all.end(), [](int v) { return v != 0; });
+    if (!ok && comm_->rank() != 0 && all[0] != 0)
+      for (const Pending &p : pending_)
+        error_(p.culprit, format("process %d of %d: ", comm_->rank(), comm_->size()) + p.message,
+               p.hint);
+    return everyone;
+  }
+
+private:
+  struct Pending {
+    Culprit culprit;
+    std::string message, hint;
+  };
+  Collective *comm_;
+  const ErrorFn &error_;
+  ErrorFn held_;
+  std::vector<Pending> pending_;
+};
+
+/// The state of a session that lives in the halves of a split step: the
+/// parameters in both, running statistics in grad_step, optimizer state in
+/// apply_update.
+void stateToHalves(Session &session, const DataParallel &dp) {
+  for (const StateTensor &t : session.model().state)
+    for (Runner *r : {dp.grad, dp.update})
+      if (float *to = r->data(t.name))
+        std::memcpy(to, session.trainStep().data(t.name),
+                    static_cast<size_t>(t.elements) * sizeof(float));
+}
+
+void stateFromHalves(Session &session, const DataParallel &dp) {
+  for (const StateTensor &t : session.model().state) {
+    float *from = dp.update->data(t.name) ? dp.update->data(t.name) : dp.grad->data(t.name);
+    if (from == nullptr)
+      throw std::logic_error("internal error: neither half of the step holds " + t.name);
+    std::memcpy(session.trainStep().data(t.name), from,
+                static_cast<size_t>(t.elements) * sizeof(float));
+  }
+}
+
+/// One step of data-parallel training.
+class SplitStep {
+public:
+  SplitStep(const Model &model, const DataParallel &dp) : model_(model), dp_(dp) {
+    for (const StateTensor &t : model.state)
+      if (t.kind == StateTensor::Kind::Param) {
+        const std::string g = "d:" + t.name;
+        if (!dp.grad->data(g) || !dp.update->data(g) ||
+            dp.grad->elements(g, 1) != t.elements)
+          throw std::logic_error("internal error: no gradient buffer " + g);
+        grads_.push_back({t.name, g, t.elements});
+        total_ += t.elements;
+      }
+    flat_.resize(static_cast<size_t>(total_));
+  }
+
+  /// Trains on this process's share of the batch of `n` (images and labels
+  /// of the whole batch); returns the batch's mean loss and adds the batch
+  /// to `metrics`.
+  double run(const Batch &batch, int64_t n, Progress &progress, Metrics &metrics) {
+    Collective &comm = *dp_.comm;
+    const int64_t step = progress.step + 1;
+    int64_t first = 0, count = 0;
+    shareOf(n, comm.rank(), comm.size(), first, count);
+    double totals[2] = {0, 0}; // loss × examples, examples classified right
+    Runner &g = *dp_.grad;
+    if (count > 0) {
+      const int64_t pixels = static_cast<int64_t>(batch.images.size()) / n;
+      std::memcpy(g.data(model_.input), batch.images.data() + first * pixels,
+                  static_cast<size_t>(count * pixels) * sizeof(float));
+      std::memcpy(g.labels(kLabelsBuffer), batch.labels.data() + first,
+                  static_cast<size_t>(count) * sizeof(int64_t));
+      g.data(kStepBuffer)[0] = static_cast<float>(step);
+      g.run(count);
+      totals[0] = static_cast<double>(g.data(kLossBuffer)[0]) * static_cast<double>(count);
+      Metrics mine;
+      countCorrect(g.data(model_.logits), batch.labels.data() + first, count, model_.classes,
+                   mine);
+      totals[1] = static_cast<double>(mine.correct);
+    }
+    // Each share's gradient is the mean over its examples; the batch's is
+    // their sum weighted by count / n (exactly 1 for one process).
+    const float weight = static_cast<float>(static_cast<double>(count) / static_cast<double>(n));
+    float *out = flat_.data();
+    for (const Grad &gr : grads_) {
+      const float *in = g.data(gr.buffer);
+      if (count == 0)
+        std::fill(out, out + gr.elements, 0.0f);
+      else if (weight == 1.0f)
+        std::memcpy(out, in, static_cast<size_t>(gr.elements) * sizeof(float));
+      else
+        for (int64_t i = 0; i < gr.elements; ++i)
+          out[i] = in[i] * weight;
+      out += gr.elements;
+    }
+    comm.beforeStep(step);
+    Clock::time_point start = Clock::now();
+    comm.sum(flat_.data(), total_);
+    comm.sum(totals, 2);
+    communication += std::chrono::duration<double>(Clock::now() - start).count();
+    Runner &u = *dp_.update;
+    const float *in = flat_.data();
+    for (const Grad &gr : grads_) {
+      std::memcpy(u.data(gr.buffer), in, static_cast<size_t>(gr.elements) * sizeof(float));
+      in += gr.elements;
+    }
+    u.data(kStepBuffer)[0] = static_cast<float>(step);
+    u.run(1);
+    for (const Grad &gr : grads_) // the gradient half's copy of the parameters
+      std::memcpy(g.data(gr.param), u.data(gr.param),
+                  static_cast<size_t>(gr.elements) * sizeof(float));
+    ++progress.step;
+    metrics.lossSum += totals[0];
+    metrics.correct += static_cast<int64_t>(totals[1]);
+    metrics.count += n;
+    return totals[0] / static_cast<double>(n);
+  }
+
+  double communication = 0; ///< seconds spent summing across processes
+
+  /// FNV-1a over the bytes of every parameter.
+  uint32_t checksum() {
+    uint32_t h = 2166136261u;
+    for (const Grad &gr : grads_) {
+      const auto *p = reinterpret_cast<const unsigned char *>(dp_.update->data(gr.param));
+      for (size_t i = 0; i < static_cast<size_t>(gr.elements) * sizeof(float); ++i)
+        h = (h ^ p[i]) * 16777619u;
+    }
+    return h;
+  }
+
+private:
+  struct Grad {
+    std::string param, buffer;
+    int64_t elements;
+  };
+  const Model &model_;
+  const DataParallel &dp_;
+  std::vector<Grad> grads_;
+  int64_t total_ = 0;
+  std::vector<float> flat_; ///< every gradient, one after another
+};
+
+} // namespace
+
+int train(Session &session, const RunOptions &options, const ErrorFn &reportError) {
   const Model &model = session.model();
+  const DataParallel *dp = options.parallel;
+  // Rank 0 alone prints, evaluates and saves.
+  const bool lead = dp == nullptr || dp->comm->rank() == 0;
+  SetupErrors setup(dp ? dp->comm : nullptr, reportError);
+  const ErrorFn &error = setup.fn();
   Data data;
   if (!loadData(model, options, true, data, error))
-    return 1;
+    return setup.agree(false), 1;
   BatchSource training(data.train, data.split.train, model.data, Purpose::Train);
   BatchSource validation(data.train, data.split.validation, model.data, Purpose::Evaluate);
   BatchSource test(data.test, everyExample(data.test), model.data, Purpose::Evaluate);
@@ -639,7 +819,7 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
           format("%lld epochs of %s steps is more than the 16,777,216 steps nnc can count",
                  static_cast<long long>(epochs), withThousands(stepsPerEpoch).c_str()),
           "train for fewer epochs or with larger batches");
-    return 1;
+    return setup.agree(false), 1;
   }
   Progress progress;
   if (!options.resume.empty()) {
@@ -647,10 +827,10 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
     std::string why;
     if (!session.load(options.resume, true, progress, metadata, why)) {
       error(Culprit::None, "cannot resume: " + why, "");
-      return 1;
+      return setup.agree(false), 1;
     }
     if (!sameRun(metadata, model, options.resume, error))
-      return 1;
+      return setup.agree(false), 1;
     if (progress.step != progress.epoch * stepsPerEpoch) {
       error(Culprit::None,
             format("%s: the checkpoint is at step %lld of epoch %lld, but epochs here have %lld "
@@ -658,34 +838,63 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
                    options.resume.c_str(), static_cast<long long>(progress.step),
                    static_cast<long long>(progress.epoch), static_cast<long long>(stepsPerEpoch)),
             "resume with the data the checkpoint was trained on");
-      return 1;
+      return setup.agree(false), 1;
     }
-    std::cerr << format("resuming from %s after epoch %lld (step %s)\n", options.resume.c_str(),
-                        static_cast<long long>(progress.epoch),
-                        withThousands(progress.step).c_str());
+    if (lead)
+      std::cerr << format("resuming from %s after epoch %lld (step %s)\n", options.resume.c_str(),
+                          static_cast<long long>(progress.epoch),
+                          withThousands(progress.step).c_str());
   }
-  if (model.data.validationFraction > 0 && validation.examples() == 0)
+  if (!setup.agree(true))
+    return 1;
+  std::unique_ptr<SplitStep> split;
+  if (dp) {
+    // Every process starts from rank 0's state and progress.
+    for (const StateTensor &t : model.state)
+      dp->comm->broadcast(session.trainStep().data(t.name), t.elements);
+    int64_t at[2] = {progress.epoch, progress.step};
+    dp->comm->broadcast(at, 2);
+    progress = {at[0], at[1]};
+    stateToHalves(session, *dp);
+    split = std::make_unique<SplitStep>(model, *dp);
+  }
+  if (lead && model.data.validationFraction > 0 && validation.examples() == 0)
     std::cerr << format("warning: validation %g of %s images holds out none; no validation set "
                         "is reported\n",
                         model.data.validationFraction, withThousands(data.train.count).c_str());
   if (progress.epoch >= epochs) {
-    std::cerr << format("%s has finished all %lld epochs; there is nothing left to train\n",
-                        options.resume.c_str(), static_cast<long long>(epochs));
+    if (lead)
+      std::cerr << format("%s has finished all %lld epochs; there is nothing left to train\n",
+                          options.resume.c_str(), static_cast<long long>(epochs));
     return 0;
   }
-  std::cerr << format("training %s on %s images (%s for validation), testing on %s; %s steps "
-                      "of %lld per epoch\n",
-                      model.name.c_str(), withThousands(training.examples()).c_str(),
-                      withThousands(validation.examples()).c_str(),
-                      withThousands(test.examples()).c_str(),
-                      withThousands(stepsPerEpoch).c_str(),
-                      static_cast<long long>(model.data.batchSize));
-
+  if (lead)
+    std::cerr << format("training %s on %s images (%s for validation), testing on %s; %s steps "
+                        "of %lld per epoch\n",
+                        model.name.c_str(), withThousands(training.examples()).c_str(),
+                        withThousands(validation.examples()).c_str(),
+                        withThousands(test.examples()).c_str(),
+                        withThousands(stepsPerEpoch).c_str(),
+                        static_cast<long long>(model.data.batchSize));
+  if (lead && dp) {
+    const int64_t batch = model.data.batchSize, size = dp->comm->size();
+    std::cerr << format("data-parallel over %lld process%s: each takes %s of every batch of "
+                        "%lld\n",
+                        static_cast<long long>(size), size == 1 ? "" : "es",
+                        batch % size == 0
+                            ? format("%lld examples", static_cast<long long>(batch / size)).c_str()
+                            : format("%lld or %lld examples", static_cast<long long>(batch / size),
+                                     static_cast<long long>(batch / size + 1))
+                                  .c_str(),
+                        static_cast<long long>(batch));
+  }
   Runner &step = session.trainStep();
   float *x = step.data(model.input);
   int64_t *labels = step.labels(kLabelsBuffer);
-  step.data(kStepsPerEpochBuffer)[0] = static_cast<float>(stepsPerEpoch);
-  step.data(kBaseLrBuffer)[0] = static_cast<float>(options.lr ? *options.lr : model.baseLr);
+  const float baseLr = static_cast<float>(options.lr ? *options.lr : model.baseLr);
+  Runner &scalars = dp ? *dp->update : step;
+  scalars.data(kStepsPerEpochBuffer)[0] = static_cast<float>(stepsPerEpoch);
+  scalars.data(kBaseLrBuffer)[0] = baseLr;
 
   std::vector<EpochRecord> history;
   const int64_t lastEpoch =
@@ -694,31 +903,69 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
   for (int64_t epoch = progress.epoch; epoch < lastEpoch; ++epoch) {
     EpochReport report;
     report.epoch = epoch + 1;
-    ProgressLine line(options.progress,
+    ProgressLine line(options.progress && lead,
                       format("epoch %lld/%lld", static_cast<long long>(epoch + 1),
                              static_cast<long long>(epochs)),
                       stepsPerEpoch);
     Clock::time_point start = Clock::now();
+    const double communicationBefore = split ? split->communication : 0;
     for (int64_t b = 0; b < stepsPerEpoch; ++b) {
       const Batch *batch = prefetcher.next();
       if (batch == nullptr || batch->epoch != epoch || batch->index != b)
         throw std::logic_error("internal error: the prefetcher is out of step");
       const int64_t n = batch->count;
-      std::memcpy(x, batch->images.data(), batch->images.size() * sizeof(float));
-      std::memcpy(labels, batch->labels.data(), batch->labels.size() * sizeof(int64_t));
-      double loss = runStep(step, n, progress);
-      report.lr = step.data(kLrBuffer)[0];
+      double loss = 0;
+      if (split) {
+        loss = split->run(*batch, n, progress, report.train);
+        report.lr = dp->update->data(kLrBuffer)[0];
+      } else {
+        std::memcpy(x, batch->images.data(), batch->images.size() * sizeof(float));
+        std::memcpy(labels, batch->labels.data(), batch->labels.size() * sizeof(int64_t));
+        loss = runStep(step, n, progress);
+        report.lr = step.data(kLrBuffer)[0];
+        report.train.lossSum += loss * static_cast<double>(n);
+        countCorrect(step.data(model.logits), batch->labels.data(), n, model.classes,
+                     report.train);
+      }
       if (!std::isfinite(loss)) {
         line.clear();
-        reportDivergence(error, loss, epoch + 1, progress.step, b + 1, stepsPerEpoch, report.lr);
+        // the same loss on every process: rank 0 reports it
+        if (lead)
+          reportDivergence(reportError, loss, epoch + 1, progress.step, b + 1, stepsPerEpoch,
+                           report.lr);
         return 1;
       }
-      report.train.lossSum += loss * static_cast<double>(n);
-      countCorrect(step.data(model.logits), batch->labels.data(), n, model.classes, report.train);
       line.update(b + 1, report.train.loss());
     }
     report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
     line.clear();
+    progress.epoch = epoch + 1;
+    if (split) {
+      // Every process must hold the same parameters: compare checksums.
+      std::vector<int> sums = dp->comm->gather(static_cast<int>(split->checksum()));
+      for (size_t k = 1; k < sums.size(); ++k)
+        if (sums[k] != sums[0]) {
+          if (lead)
+            reportError(Culprit::None,
+                        format("internal error: after epoch %lld the parameters of process %zu "
+                               "differ from process 0's",
+                               static_cast<long long>(epoch + 1), k),
+                        "");
+          return 1;
+        }
+      if (lead) {
+        stateFromHalves(session, *dp);
+        const double communication = split->communication - communicationBefore;
+        std::cerr << format("epoch %lld on %d process%s: %.2f s, %.1f%% of it summing gradients; "
+                            "parameters identical on every process (checksum %08x)\n",
+                            static_cast<long long>(epoch + 1), dp->comm->size(),
+                            dp->comm->size() == 1 ? "" : "es", report.seconds,
+                            100 * communication / report.seconds,
+                            static_cast<unsigned>(sums[0]));
+      }
+    }
+    if (!lead)
+      continue;
     session.syncPredict();
     if (validation.examples() > 0) {
       report.hasVal = true;
@@ -727,22 +974,27 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
     report.test = evaluateOn(session, test, false);
     printEpoch(report, epochs, options.json);
     history.push_back(toRecord(report));
-    progress.epoch = epoch + 1;
     if (!options.save.empty()) {
       std::string why;
       if (!session.save(options.save, progress, why)) {
-        error(Culprit::None, "cannot save the checkpoint: " + why, "");
+        reportError(Culprit::None, "cannot save the checkpoint: " + why, "");
+        if (dp) // the other processes are training on
+          dp->comm->abort(1);
         return 1;
       }
     }
     if (!options.plot.empty()) {
       std::string why;
       if (!writeCurvesSvg(options.plot, history, model.name + " (" + model.source + ")", why)) {
-        error(Culprit::None, "cannot write the plot: " + why, "");
+        reportError(Culprit::None, "cannot write the plot: " + why, "");
+        if (dp) // the other processes are training on
+          dp->comm->abort(1);
         return 1;
       }
     }
   }
+  if (!lead)
+    return 0;
   if (!options.save.empty())
     std::cerr << "saved " << options.save << " and " << optimizerStatePath(options.save)
               << " after epoch " << progress.epoch << "\n";

@@ -117,6 +117,48 @@ private:
   Runner &step_, &predict_;
 };
 
+/// The collective operations data-parallel training needs from the
+/// processes it runs in (compiler/driver/Distributed.cpp provides them over
+/// MPI; the runtime itself knows nothing of MPI). Every method is
+/// collective: each process calls it at the same point, or the job hangs.
+class Collective {
+public:
+  virtual ~Collective() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  /// Each process's `ok`, in rank order.
+  virtual std::vector<int> gather(int ok) = 0;
+  /// Replaces data[0, n) on every process by rank 0's.
+  virtual void broadcast(float *data, int64_t n) = 0;
+  virtual void broadcast(int64_t *data, int64_t n) = 0;
+  /// Replaces data[0, n) on every process by the sum over the processes.
+  virtual void sum(float *data, int64_t n) = 0;
+  virtual void sum(double *data, int64_t n) = 0;
+  /// Ends every process of the job with exit status `code`: for a failure
+  /// only this process meets (the others would wait for it for ever).
+  [[noreturn]] virtual void abort(int code) = 0;
+  /// Called before each step's sums with the step number (a test hook).
+  virtual void beforeStep(int64_t step) { (void)step; }
+};
+
+/// Data-parallel training: each process takes its share of every batch,
+/// runs the gradient half of the step on it, the gradients are summed
+/// across the processes, and each process runs the update half, so that
+/// every process holds the same parameters after every step.
+struct DataParallel {
+  Collective *comm = nullptr;
+  /// grad_step(params, running, x, labels, step) -> loss, logits, each
+  /// parameter's gradient `d:NAME`; batches up to the global batch.
+  Runner *grad = nullptr;
+  /// apply_update(params, optimizer state, d:NAME…, step) -> lr.
+  Runner *update = nullptr;
+};
+
+/// Examples [first, first + count) of a batch of `n` are process `rank`'s
+/// of `size`: consecutive shares whose sizes differ by at most one, the
+/// larger ones first (some are empty when n < size).
+void shareOf(int64_t n, int rank, int size, int64_t &first, int64_t &count);
+
 /// The command line's settings for running.
 struct RunOptions {
   std::string dataDir;        ///< where the IDX files are
@@ -129,6 +171,8 @@ struct RunOptions {
   std::string weights;        ///< --weights
   std::string image;          ///< --predict
   bool progress = false;      ///< a live progress line on stderr
+  /// --train across processes (null: this process trains alone).
+  const DataParallel *parallel = nullptr;
 };
 
 /// What Stepper::train did.

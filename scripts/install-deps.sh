@@ -10,6 +10,7 @@ packages=(
   libfmt-dev libcli11-dev libedit-dev zlib1g-dev pkgconf   # pkgconf finds libedit
   catch2                                  # tests
   clang-14 libclang-rt-14-dev             # libFuzzer and the sanitizers' clang build (.ci/run)
+  openmpi-bin libopenmpi-dev              # data-parallel training: mpirun -np N nnc FILE --train
   python3-torch                           # cross-checks and benchmarks against PyTorch
   dataset-fashion-mnist                   # Fashion-MNIST in IDX files, for examples/fashion*.nn
 )

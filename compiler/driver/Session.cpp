@@ -2,6 +2,8 @@
 // runtime's trainer.
 #include "driver/Session.h"
 
+#include "loops/Lower.h"
+
 #include <chrono>
 #include <sys/resource.h>
 #include <stdexcept>
@@ -106,7 +108,7 @@ nnc_rt::Model describeModel(const Program &program, const LoweredProgram &lowere
 }
 
 std::unique_ptr<Session> Session::create(const Program &program, int64_t capacity,
-                                         std::string &error, CodeCache *cache) {
+                                         std::string &error, CodeCache *cache, bool halves) {
   using Clock = std::chrono::steady_clock;
   auto ms = [](Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
@@ -162,11 +164,31 @@ std::unique_ptr<Session> Session::create(const Program &program, int64_t capacit
       if (!st.cached)
         st.cached = CompiledStage{st.function, code.functions[next++], code.code};
   }
-  s->report_.jitMs = ms(lowered_at, Clock::now());
   s->trainCode_ = c.trainStep->code;
   s->predictCode_ = c.predict->code;
   s->train_ = std::make_unique<Runner>(s->lowered_.trainStep, c.trainStep->entry);
   s->predict_ = std::make_unique<Runner>(s->lowered_.predict, c.predict->entry);
+  if (halves) {
+    StepGraph grad = buildGradStep(program), update = buildUpdateStep(program);
+    for (const Graph *g : {&grad.graph, &update.graph})
+      if (std::string problem = verifyGraph(*g); !problem.empty())
+        throw std::logic_error("internal error: invalid graph " + g->name + ": " + problem);
+    loops::LowerOptions o;
+    o.training = true;
+    o.capacity = capacity;
+    o.seed = static_cast<uint64_t>(program.train.seed);
+    o.name = "grad_step";
+    loops::Function gradFn = loops::lower(grad.graph, grad.updates, o);
+    o.name = "apply_update";
+    loops::Function updateFn = loops::lower(update.graph, update.updates, o);
+    CompiledCode code = c.jit->compileTracked({&gradFn, &updateFn}, jitError);
+    if (code.functions.size() != 2)
+      throw std::runtime_error("internal error: " + jitError);
+    s->halvesCode_ = code.code;
+    s->grad_ = std::make_unique<Runner>(std::move(gradFn), code.functions[0]);
+    s->update_ = std::make_unique<Runner>(std::move(updateFn), code.functions[1]);
+  }
+  s->report_.jitMs = ms(lowered_at, Clock::now());
   s->state_ = std::make_unique<nnc_rt::Session>(describeModel(program, s->lowered_), *s->train_,
                                                 *s->predict_);
   s->report_.totalMs = ms(start, Clock::now());

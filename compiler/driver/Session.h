@@ -50,14 +50,20 @@ public:
   /// Lowers and compiles `program` for batches up to `capacity` and sets
   /// every parameter to its initial value (from program.train.seed).
   /// With a cache, its JIT and any function that lowers to the same code as
-  /// last time are reused, and the cache is updated. Returns null and sets
-  /// `error` when the program cannot be compiled (a message for the user);
-  /// a JIT failure is thrown as an internal error.
+  /// last time are reused, and the cache is updated. With `halves`, also
+  /// compiles the step's two halves, grad_step and apply_update
+  /// (buildGradStep, buildUpdateStep), for data-parallel training. Returns
+  /// null and sets `error` when the program cannot be compiled (a message for
+  /// the user); a JIT failure is thrown as an internal error.
   static std::unique_ptr<Session> create(const Program &program, int64_t capacity,
-                                         std::string &error, CodeCache *cache = nullptr);
+                                         std::string &error, CodeCache *cache = nullptr,
+                                         bool halves = false);
 
   const LoweredProgram &lowered() const { return lowered_; }
   nnc_rt::Session &state() { return *state_; }
+  /// The halves (null unless created with them).
+  nnc_rt::Runner *gradStep() { return grad_.get(); }
+  nnc_rt::Runner *applyUpdate() { return update_.get(); }
   /// Milliseconds spent lowering and JIT-compiling.
   double compileMs() const { return report_.totalMs; }
   const CompileReport &report() const { return report_; }
@@ -67,8 +73,8 @@ private:
 
   LoweredProgram lowered_;
   std::shared_ptr<JIT> jit_;
-  std::shared_ptr<void> trainCode_, predictCode_;
-  std::unique_ptr<Runner> train_, predict_;
+  std::shared_ptr<void> trainCode_, predictCode_, halvesCode_;
+  std::unique_ptr<Runner> train_, predict_, grad_, update_;
   std::unique_ptr<nnc_rt::Session> state_;
   CompileReport report_;
 };

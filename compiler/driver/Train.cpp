@@ -4,6 +4,7 @@
 // directory relative to it, and errors pointed at the line they are about.
 #include "driver/Train.h"
 
+#include "driver/Distributed.h"
 #include "driver/Session.h"
 
 #include <filesystem>
@@ -51,6 +52,16 @@ int runCompiled(const Program &program, const RunOptions &options, Diag &diag,
     diag.error(program.model.loc, "cannot compile model '" + program.model.name + "': " + error);
     return 1;
   }
+  nnc_rt::RunOptions run = runtimeOptions(program, options);
+  if (command == nnc_rt::train)
+    std::cerr << "compiled " << program.model.name << " in " << static_cast<int>(s->compileMs())
+              << " ms\n";
+  return command(s->state(), run, reporter(program, diag));
+}
+
+} // namespace
+
+nnc_rt::RunOptions runtimeOptions(const Program &program, const RunOptions &options) {
   nnc_rt::RunOptions run;
   run.dataDir = dataDirectory(program, options.dataDir);
   run.dataFromOption = !options.dataDir.empty();
@@ -63,13 +74,8 @@ int runCompiled(const Program &program, const RunOptions &options, Diag &diag,
   run.weights = options.weights;
   run.image = options.image;
   run.progress = options.progress;
-  if (command == nnc_rt::train)
-    std::cerr << "compiled " << program.model.name << " in " << static_cast<int>(s->compileMs())
-              << " ms\n";
-  return command(s->state(), run, reporter(program, diag));
+  return run;
 }
-
-} // namespace
 
 std::string dataDirectory(const Program &program, const std::string &option) {
   std::string dir = option;
@@ -84,6 +90,8 @@ std::string dataDirectory(const Program &program, const std::string &option) {
 }
 
 int trainCommand(const Program &program, const RunOptions &options, Diag &diag) {
+  if (launchedByMpi())
+    return trainDistributed(program, options, diag);
   return runCompiled(program, options, diag, nnc_rt::train);
 }
 

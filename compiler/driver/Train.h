@@ -37,6 +37,9 @@ std::string dataDirectory(const Program &program, const std::string &option);
 /// `program` they are about (the data block, the input, the optimizer).
 nnc_rt::ErrorFn reporter(const Program &program, Diag &diag);
 
+/// The runtime's settings for `options` (the data directory resolved).
+nnc_rt::RunOptions runtimeOptions(const Program &program, const RunOptions &options);
+
 /// `nnc FILE --train`: trains for the declared epochs, reporting each
 /// epoch. Returns the exit status.
 int trainCommand(const Program &program, const RunOptions &options, Diag &diag);

@@ -12,6 +12,7 @@
 // Exit status: 0 success, 1 a mistake in the user's files, 2 a usage error,
 // 3 an internal error (a bug in nnc: please report it).
 #include "driver/Pipeline.h"
+#include "driver/Distributed.h"
 #include "driver/EmitProgram.h"
 #include "driver/Summary.h"
 #include "driver/Train.h"
@@ -292,6 +293,8 @@ int main(int argc, char **argv) {
   }
   if (opt.threads > 0)
     nnc_set_threads(opt.threads);
+  else if (opt.train && nnc::launchedByMpi())
+    nnc_set_threads(nnc::threadsPerProcess());
   try {
     return run(opt);
   } catch (const std::exception &e) {

@@ -226,7 +226,7 @@ StepGraph buildGradStep(const Program &p) {
   s.graph.name = p.model.name + ".grad_step";
   appendRunningStats(s.graph, s);
   s.step = scalarInput(s.graph, kStepName.c_str()); // dropout's masks depend on it
-  std::vector<ValueId> outputs{s.loss};
+  std::vector<ValueId> outputs{s.loss, s.logits};
   outputs.insert(outputs.end(), s.grads.begin(), s.grads.end());
   setOutputs(s, outputs);
   return s;

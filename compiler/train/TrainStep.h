@@ -18,7 +18,7 @@ struct StepGraph {
   Graph graph;
   ValueId loss = -1; ///< the batch's loss (gradient half and whole step)
   ValueId lr = -1;   ///< the learning rate this step used (update half and whole step)
-  /// The model's output for the batch (whole step): the driver counts the
+  /// The model's output for the batch (whole step and gradient half): the driver counts the
   /// examples it classifies right, as PyTorch scripts do during an epoch.
   ValueId logits = -1;
   /// Scalar inputs: the 1-based step number, the steps in one epoch (to
@@ -36,7 +36,7 @@ struct StepGraph {
 /// The whole step: train_step(state, x, labels, step) -> loss.
 StepGraph buildTrainStep(const Program &program);
 /// The gradient half: forward, loss, backward and running statistics.
-/// Outputs the loss and every parameter's gradient.
+/// Outputs the loss, the logits and every parameter's gradient.
 StepGraph buildGradStep(const Program &program);
 /// The update half: reads every parameter, its gradient (an input named
 /// gradName(parameter), `d:fc1.weight`) and the optimizer state, and updates them.

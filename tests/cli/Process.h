@@ -62,8 +62,9 @@ inline void writeIdx(const std::string &path, const std::vector<uint32_t> &dims,
   out.write(reinterpret_cast<const char *>(data.data()), static_cast<std::streamsize>(data.size()));
 }
 
-/// Runs nnc with `args` in directory `cwd`, capturing both streams.
-inline Run nnc(std::vector<std::string> args, const std::string &cwd = ".") {
+/// Runs `binary` with `args` in directory `cwd`, capturing both streams.
+inline Run run(const std::string &binary, std::vector<std::string> args,
+               const std::string &cwd = ".") {
   TempDir io;
   std::string outPath = io.path + "/out", errPath = io.path + "/err";
   posix_spawn_file_actions_t actions;
@@ -73,7 +74,6 @@ inline Run nnc(std::vector<std::string> args, const std::string &cwd = ".") {
                                    0644);
   posix_spawn_file_actions_addopen(&actions, 2, errPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
-  std::string binary = NNC_BINARY;
   std::string script = "cd '" + cwd + "' && exec \"$0\" \"$@\"";
   std::vector<std::string> argv{"/bin/sh", "-c", script, binary};
   argv.insert(argv.end(), args.begin(), args.end());
@@ -83,20 +83,27 @@ inline Run nnc(std::vector<std::string> args, const std::string &cwd = ".") {
   cargv.push_back(nullptr);
   auto start = std::chrono::steady_clock::now();
   pid_t pid = 0;
-  Run run;
+  Run result;
   REQUIRE(posix_spawn(&pid, "/bin/sh", &actions, nullptr, cargv.data(), environ) == 0);
   int status = 0;
   rusage usage{};
   ::wait4(pid, &status, 0, &usage);
   auto secs = [](const timeval &t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
-  run.cpuSeconds = secs(usage.ru_utime) + secs(usage.ru_stime);
-  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.cpuSeconds = secs(usage.ru_utime) + secs(usage.ru_stime);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   posix_spawn_file_actions_destroy(&actions);
-  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  run.out = slurp(outPath);
-  run.err = slurp(errPath);
-  return run;
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.out = slurp(outPath);
+  result.err = slurp(errPath);
+  return result;
 }
+
+#ifdef NNC_BINARY
+/// Runs nnc with `args` in directory `cwd`, capturing both streams.
+inline Run nnc(std::vector<std::string> args, const std::string &cwd = ".") {
+  return run(NNC_BINARY, std::move(args), cwd);
+}
+#endif
 
 } // namespace nnc_test
 
