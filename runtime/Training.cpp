@@ -12,6 +12,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -550,13 +551,16 @@ bool Session::save(const std::string &path, const Progress &progress, std::strin
       {"seed", std::to_string(model_.seed)},
       {"batch", std::to_string(model_.data.batchSize)},
   };
-  // The optimizer's file first: a crash between the two renames leaves
-  // weights older than the optimizer state, which --resume detects by
-  // their steps.
-  if (!saveSafetensors(optimizerStatePath(path), optimizer, metadata, error))
-    return false;
-  metadata["format"] = kWeightsFormat;
-  return saveSafetensors(path, weights, metadata, error);
+  // Both files are written in full before either replaces its old copy, so
+  // a failure (a full disk, a read-only directory) leaves the previous
+  // checkpoint whole. The optimizer's file is renamed first: a crash
+  // between the two renames leaves weights older than the optimizer state,
+  // which --resume detects by their steps.
+  std::map<std::string, std::string> weightsMetadata = metadata;
+  weightsMetadata["format"] = kWeightsFormat;
+  return saveSafetensorsFiles({{optimizerStatePath(path), optimizer, metadata},
+                               {path, weights, weightsMetadata}},
+                              error);
 }
 
 bool Session::load(const std::string &path, bool withOptimizer, Progress &progress,
@@ -623,6 +627,84 @@ void reportDivergence(const ErrorFn &error, double loss, int64_t epoch, int64_t 
 
 } // namespace
 
+namespace {
+
+volatile std::sig_atomic_t gStopSignal = 0;
+
+extern "C" void onStopSignal(int signo) {
+  gStopSignal = signo;
+  std::signal(signo, SIG_DFL); // a second one stops at once
+}
+
+/// While alive, SIGINT and SIGTERM ask training to stop after the step it
+/// is running (the compiled step is never cut short); a second signal
+/// stops at once. A signal the process was started ignoring stays ignored.
+class StopOnSignal {
+public:
+  StopOnSignal() {
+    gStopSignal = 0;
+    for (int i = 0; i < 2; ++i) {
+      old_[i] = std::signal(kSignals[i], onStopSignal);
+      if (old_[i] == SIG_IGN)
+        std::signal(kSignals[i], SIG_IGN);
+    }
+  }
+  ~StopOnSignal() {
+    for (int i = 0; i < 2; ++i)
+      if (old_[i] != SIG_ERR)
+        std::signal(kSignals[i], old_[i]);
+  }
+  StopOnSignal(const StopOnSignal &) = delete;
+  StopOnSignal &operator=(const StopOnSignal &) = delete;
+  /// The signal received, or 0.
+  int received() const { return gStopSignal; }
+
+private:
+  static constexpr int kSignals[2] = {SIGINT, SIGTERM};
+  void (*old_[2])(int) = {SIG_ERR, SIG_ERR};
+};
+
+const char *signalName(int signo) { return signo == SIGINT ? "SIGINT" : "SIGTERM"; }
+
+/// Training stopped by signal `signo` before batch `b` (0-based) of epoch
+/// progress.epoch + 1: saves what was not saved yet when --save was given,
+/// says where it stopped, and returns 128 + signo (130 for SIGINT, 143 for
+/// SIGTERM).
+int interrupted(Session &session, const RunOptions &options, Progress progress,
+                int64_t savedStep, int signo, int64_t b, int64_t stepsPerEpoch,
+                const ErrorFn &error) {
+  std::string where = format("after step %s (batch %lld of %lld in epoch %lld)",
+                             withThousands(progress.step).c_str(), static_cast<long long>(b),
+                             static_cast<long long>(stepsPerEpoch),
+                             static_cast<long long>(progress.epoch + 1));
+  if (progress.step == 0)
+    where = "before the first step";
+  else if (b == 0)
+    where = format("after step %s (the end of epoch %lld)", withThousands(progress.step).c_str(),
+                   static_cast<long long>(progress.epoch));
+  if (options.save.empty()) {
+    std::cerr << format("interrupted by %s %s; nothing was saved (no --save)\n",
+                        signalName(signo), where.c_str());
+    return 128 + signo;
+  }
+  if (progress.step != savedStep) {
+    std::string why;
+    if (!session.save(options.save, progress, why)) {
+      error(Culprit::None,
+            format("interrupted by %s %s, and cannot save the checkpoint: %s", signalName(signo),
+                   where.c_str(), why.c_str()),
+            "");
+      return 128 + signo;
+    }
+  }
+  std::cerr << format("interrupted by %s %s; saved %s and %s; --resume %s continues\n",
+                      signalName(signo), where.c_str(), options.save.c_str(),
+                      optimizerStatePath(options.save).c_str(), options.save.c_str());
+  return 128 + signo;
+}
+
+} // namespace
+
 int train(Session &session, const RunOptions &options, const ErrorFn &error) {
   const Model &model = session.model();
   Data data;
@@ -651,7 +733,10 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
     }
     if (!sameRun(metadata, model, options.resume, error))
       return 1;
-    if (progress.step != progress.epoch * stepsPerEpoch) {
+    // A checkpoint written when a signal stopped training is in the middle
+    // of its epoch; it continues from the next step.
+    if (progress.step < progress.epoch * stepsPerEpoch ||
+        progress.step >= (progress.epoch + 1) * stepsPerEpoch) {
       error(Culprit::None,
             format("%s: the checkpoint is at step %lld of epoch %lld, but epochs here have %lld "
                    "steps",
@@ -660,9 +745,16 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
             "resume with the data the checkpoint was trained on");
       return 1;
     }
-    std::cerr << format("resuming from %s after epoch %lld (step %s)\n", options.resume.c_str(),
-                        static_cast<long long>(progress.epoch),
-                        withThousands(progress.step).c_str());
+    if (progress.step == progress.epoch * stepsPerEpoch)
+      std::cerr << format("resuming from %s after epoch %lld (step %s)\n", options.resume.c_str(),
+                          static_cast<long long>(progress.epoch),
+                          withThousands(progress.step).c_str());
+    else
+      std::cerr << format("resuming from %s in epoch %lld after batch %lld of %lld (step %s)\n",
+                          options.resume.c_str(), static_cast<long long>(progress.epoch + 1),
+                          static_cast<long long>(progress.step - progress.epoch * stepsPerEpoch),
+                          static_cast<long long>(stepsPerEpoch),
+                          withThousands(progress.step).c_str());
   }
   if (model.data.validationFraction > 0 && validation.examples() == 0)
     std::cerr << format("warning: validation %g of %s images holds out none; no validation set "
@@ -690,7 +782,12 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
   std::vector<EpochRecord> history;
   const int64_t lastEpoch =
       options.stopAfterEpoch > 0 ? std::min(epochs, options.stopAfterEpoch) : epochs;
-  Prefetcher prefetcher(training, progress.epoch, std::max<int64_t>(lastEpoch - progress.epoch, 0));
+  const int64_t startEpoch = progress.epoch,
+                firstBatch = progress.step - progress.epoch * stepsPerEpoch;
+  Prefetcher prefetcher(training, progress.epoch, std::max<int64_t>(lastEpoch - progress.epoch, 0),
+                        lastEpoch > progress.epoch ? firstBatch : 0);
+  StopOnSignal stop;
+  int64_t savedStep = progress.step; // what the checkpoint on disk holds
   for (int64_t epoch = progress.epoch; epoch < lastEpoch; ++epoch) {
     EpochReport report;
     report.epoch = epoch + 1;
@@ -699,7 +796,12 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
                              static_cast<long long>(epochs)),
                       stepsPerEpoch);
     Clock::time_point start = Clock::now();
-    for (int64_t b = 0; b < stepsPerEpoch; ++b) {
+    for (int64_t b = epoch == startEpoch ? firstBatch : 0; b < stepsPerEpoch; ++b) {
+      if (int signo = stop.received(); signo != 0) {
+        line.clear();
+        return interrupted(session, options, progress, savedStep, signo, b, stepsPerEpoch,
+                           error);
+      }
       const Batch *batch = prefetcher.next();
       if (batch == nullptr || batch->epoch != epoch || batch->index != b)
         throw std::logic_error("internal error: the prefetcher is out of step");
@@ -734,6 +836,7 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
         error(Culprit::None, "cannot save the checkpoint: " + why, "");
         return 1;
       }
+      savedStep = progress.step;
     }
     if (!options.plot.empty()) {
       std::string why;
@@ -750,6 +853,11 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
     std::cerr << format("stopped after epoch %lld of %lld; --resume %s continues\n",
                         static_cast<long long>(progress.epoch), static_cast<long long>(epochs),
                         options.save.empty() ? "CHECKPOINT" : options.save.c_str());
+  if (int signo = stop.received(); signo != 0) {
+    // It came after the last step, while evaluating or saving: all is done.
+    std::cerr << format("interrupted by %s after the last step\n", signalName(signo));
+    return 128 + signo;
+  }
   return 0;
 }
 

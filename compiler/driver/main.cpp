@@ -30,6 +30,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <limits>
 #include <optional>
@@ -292,6 +293,9 @@ int main(int argc, char **argv) {
   }
   if (opt.threads > 0)
     nnc_set_threads(opt.threads);
+  // Past a file-size limit a write fails with EFBIG, which the writer
+  // reports, instead of the process being killed.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     return run(opt);
   } catch (const std::exception &e) {

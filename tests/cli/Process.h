@@ -60,8 +60,10 @@ inline void writeIdx(const std::string &path, const std::vector<uint32_t> &dims,
   out.write(reinterpret_cast<const char *>(data.data()), static_cast<std::streamsize>(data.size()));
 }
 
-/// Runs nnc with `args` in directory `cwd`, capturing both streams.
-inline Run nnc(std::vector<std::string> args, const std::string &cwd = ".") {
+/// Runs nnc with `args` in directory `cwd`, capturing both streams; `shell`
+/// is run by the shell first ("ulimit -f 100; ").
+inline Run nnc(std::vector<std::string> args, const std::string &cwd = ".",
+               const std::string &shell = "") {
   TempDir io;
   std::string outPath = io.path + "/out", errPath = io.path + "/err";
   posix_spawn_file_actions_t actions;
@@ -72,7 +74,7 @@ inline Run nnc(std::vector<std::string> args, const std::string &cwd = ".") {
   posix_spawn_file_actions_addopen(&actions, 2, errPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
   std::string binary = NNC_BINARY;
-  std::string script = "cd '" + cwd + "' && exec \"$0\" \"$@\"";
+  std::string script = "cd '" + cwd + "' && " + shell + "exec \"$0\" \"$@\"";
   std::vector<std::string> argv{"/bin/sh", "-c", script, binary};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char *> cargv;
