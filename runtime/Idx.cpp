@@ -1,6 +1,8 @@
 // Idx.cpp — the IDX reader.
 #include "Idx.h"
 
+#include "Compiled.h"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -146,6 +148,10 @@ bool readIdx(const std::string &path, size_t rank, IdxArray &out, std::string &e
   if (gz && size > fileBytes * 1032)
     return fail(error, path, "claims " + std::to_string(size) +
                                  " bytes of data, more than its compressed size allows");
+  if (size > memoryCap())
+    return fail(error, path, "holds " + bytesText(size) + " of data, more than the " +
+                                 bytesText(memoryCap()) + " nnc may use (" + memoryCapOrigin() +
+                                 ")");
   out.data.resize(size);
   long read = src->read(out.data.data(), size);
   if (read < 0)

@@ -823,8 +823,7 @@ private:
     Clock::time_point start = Clock::now();
     compiled_ = Session::create(*program_, program_->data.batch, error);
     if (!compiled_) {
-      diag.error(program_->model.loc,
-                 "cannot compile model '" + program_->model.name + "': " + error);
+      diag.error(program_->model.loc, error);
       return false;
     }
     compileMs_.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
