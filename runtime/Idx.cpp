@@ -130,8 +130,13 @@ bool readIdx(const std::string &path, size_t rank, IdxArray &out, std::string &e
     out.dims.push_back(d);
     if (d == 0)
       return fail(error, path, i == 0 ? "holds no examples" : "has a dimension of 0");
-    if (size > (uint64_t(1) << 40) / d)
-      return fail(error, path, "claims more than 2^40 bytes of data");
+    if (size > (uint64_t(1) << 40) / d) {
+      std::string dims;
+      for (size_t k = 0; k < rank; ++k)
+        dims += (k ? " × " : "") + std::to_string(bigEndian(header + 4 + 4 * k));
+      return fail(error, path, "its header claims " + dims +
+                                   " bytes of data, more than the 2^40 nnc reads");
+    }
     size *= d;
   }
   // Check the size before allocating: a raw file must be exactly as long as

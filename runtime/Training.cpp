@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdarg>
@@ -705,8 +706,29 @@ int interrupted(Session &session, const RunOptions &options, Progress progress,
 
 } // namespace
 
+/// Whether checkpoints can be written to `path`: its directory exists and
+/// is one. Checked before training, not after the first epoch.
+bool canSaveTo(const std::string &path, std::string &why) {
+  size_t slash = path.find_last_of('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    why = path + ": " + dir + ": " + std::strerror(errno);
+    return false;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    why = path + ": " + dir + " is not a directory";
+    return false;
+  }
+  return true;
+}
+
 int train(Session &session, const RunOptions &options, const ErrorFn &error) {
   const Model &model = session.model();
+  if (std::string why; !options.save.empty() && !canSaveTo(options.save, why)) {
+    error(Culprit::None, "cannot save checkpoints: " + why, "");
+    return 1;
+  }
   Data data;
   if (!loadData(model, options, true, data, error))
     return 1;
