@@ -708,7 +708,7 @@ int interrupted(Session &session, const RunOptions &options, Progress progress,
 
 /// Whether checkpoints can be written to `path`: its directory exists and
 /// is one. Checked before training, not after the first epoch.
-bool canSaveTo(const std::string &path, std::string &why) {
+static bool canSaveTo(const std::string &path, std::string &why) {
   size_t slash = path.find_last_of('/');
   std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
   struct stat st {};
@@ -725,6 +725,7 @@ bool canSaveTo(const std::string &path, std::string &why) {
 
 int train(Session &session, const RunOptions &options, const ErrorFn &error) {
   const Model &model = session.model();
+  StopOnSignal stop; // from here on, a signal stops training before its next step
   if (std::string why; !options.save.empty() && !canSaveTo(options.save, why)) {
     error(Culprit::None, "cannot save checkpoints: " + why, "");
     return 1;
@@ -808,8 +809,8 @@ int train(Session &session, const RunOptions &options, const ErrorFn &error) {
                 firstBatch = progress.step - progress.epoch * stepsPerEpoch;
   Prefetcher prefetcher(training, progress.epoch, std::max<int64_t>(lastEpoch - progress.epoch, 0),
                         lastEpoch > progress.epoch ? firstBatch : 0);
-  StopOnSignal stop;
-  int64_t savedStep = progress.step; // what the checkpoint on disk holds
+  // The step the checkpoint at --save holds (-1: none of this run's).
+  int64_t savedStep = options.save == options.resume ? progress.step : -1;
   for (int64_t epoch = progress.epoch; epoch < lastEpoch; ++epoch) {
     EpochReport report;
     report.epoch = epoch + 1;
