@@ -894,8 +894,19 @@ const CheckpointTensor *Checkpoint::find(const std::string &name) const {
   return nullptr;
 }
 
-bool saveSafetensors(const std::string &path, const std::vector<TensorRef> &tensors,
-                     const std::map<std::string, std::string> &metadata, std::string &error) {
+namespace {
+
+/// The directory of `path`: "." for a bare name.
+std::string directoryOf(const std::string &path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+/// Writes one file as a temporary beside `path`, flushed to disk; sets
+/// `tmp` to its name. On failure no temporary is left.
+bool writeTemporary(const std::string &path, const std::vector<TensorRef> &tensors,
+                    const std::map<std::string, std::string> &metadata, std::string &tmp,
+                    std::string &error) {
   auto fail = [&](const std::string &what) {
     error = path + ": " + what;
     return false;
@@ -976,11 +987,12 @@ bool saveSafetensors(const std::string &path, const std::vector<TensorRef> &tens
   for (int k = 0; k < 8; ++k)
     size[k] = static_cast<uint8_t>(static_cast<uint64_t>(header.size()) >> (8 * k));
 
-  // Write beside the target, sync, then rename over it.
-  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  // Write beside the target and sync; the caller renames it over the target.
+  tmp = path + ".tmp-" + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0)
-    return fail("cannot create the temporary file " + tmp + ": " + std::strerror(errno));
+    return fail("cannot create a temporary file in " + directoryOf(path) + ": " +
+                std::strerror(errno));
   auto abandon = [&](const std::string &what) {
     std::string reason = what + ": " + std::strerror(errno);
     if (fd >= 0)
@@ -988,30 +1000,62 @@ bool saveSafetensors(const std::string &path, const std::vector<TensorRef> &tens
     ::unlink(tmp.c_str());
     return fail(reason);
   };
+  const std::string writing = "cannot write it (nothing was replaced)";
   if (!writeAll(fd, size, sizeof size) || !writeAll(fd, header.data(), header.size()))
-    return abandon("cannot write " + tmp);
+    return abandon(writing);
   for (size_t i : order)
     if (!writeElements(fd, tensors[i].data, bytes[i], dtypeSize(tensors[i].dtype)))
-      return abandon("cannot write " + tmp);
+      return abandon(writing);
   if (::fsync(fd) != 0)
-    return abandon("cannot flush " + tmp + " to disk");
+    return abandon("cannot flush it to disk (nothing was replaced)");
   int closed = ::close(fd);
   fd = -1;
   if (closed != 0)
-    return abandon("cannot write " + tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0)
-    return abandon("cannot rename " + tmp + " over it");
-  // Make the rename itself durable. Best effort: the file is complete and in
+    return abandon(writing);
+  return true;
+}
+
+} // namespace
+
+bool saveSafetensorsFiles(const std::vector<SafetensorsFile> &files, std::string &error) {
+  // Every file written in full before any is renamed: a failure (a full
+  // disk, a file-size limit) replaces nothing.
+  std::vector<std::string> temporaries;
+  auto removeFrom = [&](size_t first) {
+    for (size_t i = first; i < temporaries.size(); ++i)
+      ::unlink(temporaries[i].c_str());
+  };
+  for (const SafetensorsFile &f : files) {
+    std::string tmp;
+    if (!writeTemporary(f.path, f.tensors, f.metadata, tmp, error)) {
+      removeFrom(0);
+      return false;
+    }
+    temporaries.push_back(tmp);
+  }
+  for (size_t i = 0; i < files.size(); ++i)
+    if (::rename(temporaries[i].c_str(), files[i].path.c_str()) != 0) {
+      error = files[i].path + ": cannot rename the temporary file over it: " +
+              std::strerror(errno);
+      removeFrom(i);
+      return false;
+    }
+  // Make the renames durable. Best effort: the files are complete and in
   // place either way; some file systems cannot sync a directory.
-  size_t slash = path.find_last_of('/');
-  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  int dirFd = ::open(dir.c_str(), O_RDONLY | O_CLOEXEC);
-  if (dirFd >= 0) {
-    int synced = ::fsync(dirFd);
-    (void)synced;
-    ::close(dirFd);
+  for (const SafetensorsFile &f : files) {
+    int dirFd = ::open(directoryOf(f.path).c_str(), O_RDONLY | O_CLOEXEC);
+    if (dirFd >= 0) {
+      int synced = ::fsync(dirFd);
+      (void)synced;
+      ::close(dirFd);
+    }
   }
   return true;
+}
+
+bool saveSafetensors(const std::string &path, const std::vector<TensorRef> &tensors,
+                     const std::map<std::string, std::string> &metadata, std::string &error) {
+  return saveSafetensorsFiles({{path, tensors, metadata}}, error);
 }
 
 bool loadSafetensors(const std::string &path, Checkpoint &out, std::string &error) {

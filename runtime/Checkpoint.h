@@ -92,6 +92,21 @@ struct Checkpoint {
 bool saveSafetensors(const std::string &path, const std::vector<TensorRef> &tensors,
                      const std::map<std::string, std::string> &metadata, std::string &error);
 
+/// One file for saveSafetensorsFiles.
+struct SafetensorsFile {
+  std::string path;
+  std::vector<TensorRef> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+/// Writes several files as saveSafetensors does, all or nothing as far as
+/// failures go: each is written to a temporary beside it and flushed, and
+/// only when every one is complete are they renamed over their targets, in
+/// order. A write that fails (a full disk, a read-only directory) leaves
+/// every target as it was. Returns false and sets `error` ("PATH: what went
+/// wrong: strerror") on any failure, leaving no temporary file behind.
+bool saveSafetensorsFiles(const std::vector<SafetensorsFile> &files, std::string &error);
+
 /// The largest header the reader accepts (the reference reader's limit).
 constexpr uint64_t kMaxSafetensorsHeader = 100000000;
 /// The most dimensions a tensor may have, and the deepest JSON nesting.

@@ -2,13 +2,25 @@
 #include "Compiled.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <stdexcept>
+#include <unistd.h>
 
 namespace nnc_rt {
 namespace {
+
+uint64_t gMemoryCap = 0; // 0: the physical memory
+
+/// What allocate() takes for `elements`.
+uint64_t allocationBytes(int64_t elements) {
+  uint64_t n = static_cast<uint64_t>(std::max<int64_t>(elements, 1));
+  if (n > (UINT64_MAX - 63) / 8)
+    return UINT64_MAX;
+  return (n * 8 + 63) / 64 * 64;
+}
 
 /// 64-byte aligned, zeroed memory for `elements` of 8 bytes at most.
 void *allocate(int64_t elements) {
@@ -21,6 +33,55 @@ void *allocate(int64_t elements) {
 }
 
 } // namespace
+
+uint64_t memoryCap() {
+  if (gMemoryCap != 0)
+    return gMemoryCap;
+  long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || pageSize <= 0)
+    return UINT64_MAX; // unknown: no cap
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(pageSize);
+}
+
+void setMemoryCap(uint64_t bytes) { gMemoryCap = bytes; }
+
+const char *memoryCapOrigin() {
+  return gMemoryCap != 0 ? "--max-memory" : "the machine's physical memory";
+}
+
+std::string bytesText(uint64_t bytes) {
+  const char *units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  if (bytes < 1024)
+    return std::to_string(bytes) + " bytes";
+  double v = static_cast<double>(bytes);
+  int u = -1;
+  while (v >= 1024 && u < 5) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, v < 10 ? "%.2f %s" : v < 100 ? "%.1f %s" : "%.0f %s", v,
+                units[u]);
+  return buf;
+}
+
+uint64_t runnerBytes(const std::vector<BufferSpec> &buffers, int64_t arenaElements,
+                     int64_t capacity) {
+  uint64_t total = arenaElements > 0 ? allocationBytes(arenaElements) : 0;
+  for (const BufferSpec &b : buffers) {
+    if (b.kind == BufferSpec::Kind::Temp)
+      continue;
+    uint64_t n = b.batched && capacity > 0 &&
+                         static_cast<uint64_t>(b.perExample) >
+                             static_cast<uint64_t>(INT64_MAX) / static_cast<uint64_t>(capacity)
+                     ? UINT64_MAX
+                     : allocationBytes(b.elements(capacity));
+    if (n > UINT64_MAX - total)
+      return UINT64_MAX;
+    total += n;
+  }
+  return total;
+}
 
 Runner::Runner(std::vector<BufferSpec> buffers, int64_t arenaElements, int64_t capacity,
                StepFunction fn)

@@ -22,6 +22,24 @@ inline const char *const kStepsPerEpochBuffer = "@steps_per_epoch";
 inline const char *const kBaseLrBuffer = "@base_lr";
 inline const char *const kLrBuffer = "@lr";
 
+/// The most memory a run lets itself take for one thing it sizes before
+/// allocating (the compiled functions' buffers, a data file), in bytes:
+/// what setMemoryCap set (nnc's --max-memory), otherwise the machine's
+/// physical memory.
+uint64_t memoryCap();
+/// Sets the cap; 0 restores the default (the physical memory).
+void setMemoryCap(uint64_t bytes);
+/// What the cap is: "the machine's physical memory" or "--max-memory".
+const char *memoryCapOrigin();
+/// "1.50 GiB", "12.0 MiB", "512 bytes".
+std::string bytesText(uint64_t bytes);
+
+struct BufferSpec;
+/// The bytes a Runner allocates for `buffers` and an arena of
+/// `arenaElements` at batch `capacity` (UINT64_MAX if it does not fit).
+uint64_t runnerBytes(const std::vector<BufferSpec> &buffers, int64_t arenaElements,
+                     int64_t capacity);
+
 /// A compiled step or prediction: `void f(float **buffers, int64_t N)`.
 using StepFunction = void (*)(float **buffers, int64_t batch);
 

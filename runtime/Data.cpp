@@ -468,19 +468,24 @@ void BatchSource::fill(int64_t epoch, int64_t b, Batch &batch) const {
 // took item k − 1): at most one batch ahead of the one in use.
 
 namespace {
-int64_t totalBatches(const BatchSource &source, int64_t epochs) {
+int64_t totalBatches(const BatchSource &source, int64_t epochs, int64_t firstBatch) {
   if (epochs < 0)
     throw std::invalid_argument("cannot prefetch " + show(epochs) + " epochs");
   const int64_t perEpoch = source.batches();
   if (perEpoch > 0 && epochs > INT64_MAX / perEpoch)
     throw std::invalid_argument(show(epochs) + " epochs of " + show(perEpoch) +
                                 " batches are too many to count");
-  return epochs * perEpoch;
+  if (firstBatch < 0 || firstBatch > epochs * perEpoch)
+    throw std::invalid_argument("cannot skip " + show(firstBatch) + " of " +
+                                show(epochs * perEpoch) + " batches");
+  return epochs * perEpoch - firstBatch;
 }
 } // namespace
 
-Prefetcher::Prefetcher(const BatchSource &source, int64_t firstEpoch, int64_t epochs)
-    : source_(source), firstEpoch_(firstEpoch), total_(totalBatches(source, epochs)) {
+Prefetcher::Prefetcher(const BatchSource &source, int64_t firstEpoch, int64_t epochs,
+                       int64_t firstBatch)
+    : source_(source), firstEpoch_(firstEpoch), firstBatch_(firstBatch),
+      total_(totalBatches(source, epochs, firstBatch)) {
   try {
     worker_ = std::thread(&Prefetcher::work, this);
   } catch (const std::system_error &) {
@@ -499,8 +504,8 @@ Prefetcher::~Prefetcher() {
 }
 
 void Prefetcher::fillItem(int64_t k) {
-  const int64_t perEpoch = source_.batches();
-  source_.fill(firstEpoch_ + k / perEpoch, k % perEpoch, buffers_[k % 2]);
+  const int64_t perEpoch = source_.batches(), g = firstBatch_ + k;
+  source_.fill(firstEpoch_ + g / perEpoch, g % perEpoch, buffers_[k % 2]);
 }
 
 void Prefetcher::work() {

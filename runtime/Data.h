@@ -224,8 +224,11 @@ private:
 /// progress). If no thread can be started it fills each batch in next().
 class Prefetcher {
 public:
-  /// Throws std::invalid_argument if epochs < 0.
-  Prefetcher(const BatchSource &source, int64_t firstEpoch, int64_t epochs);
+  /// The batches of `epochs` epochs from `firstEpoch`, skipping the first
+  /// `firstBatch` of them (a run resumed in the middle of an epoch). Throws
+  /// std::invalid_argument if epochs < 0 or firstBatch is not within them.
+  Prefetcher(const BatchSource &source, int64_t firstEpoch, int64_t epochs,
+             int64_t firstBatch = 0);
   ~Prefetcher();
   Prefetcher(const Prefetcher &) = delete;
   Prefetcher &operator=(const Prefetcher &) = delete;
@@ -243,7 +246,7 @@ private:
   void fillItem(int64_t k);
 
   const BatchSource &source_;
-  const int64_t firstEpoch_, total_;
+  const int64_t firstEpoch_, firstBatch_, total_;
   Batch buffers_[2]; ///< item k lives in buffers_[k % 2]
   std::mutex mutex_;
   std::condition_variable changed_;

@@ -1,6 +1,8 @@
 // Idx.cpp — the IDX reader.
 #include "Idx.h"
 
+#include "Compiled.h"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -128,8 +130,13 @@ bool readIdx(const std::string &path, size_t rank, IdxArray &out, std::string &e
     out.dims.push_back(d);
     if (d == 0)
       return fail(error, path, i == 0 ? "holds no examples" : "has a dimension of 0");
-    if (size > (uint64_t(1) << 40) / d)
-      return fail(error, path, "claims more than 2^40 bytes of data");
+    if (size > (uint64_t(1) << 40) / d) {
+      std::string dims;
+      for (size_t k = 0; k < rank; ++k)
+        dims += (k ? " × " : "") + std::to_string(bigEndian(header + 4 + 4 * k));
+      return fail(error, path, "its header claims " + dims +
+                                   " bytes of data, more than the 2^40 nnc reads");
+    }
     size *= d;
   }
   // Check the size before allocating: a raw file must be exactly as long as
@@ -146,6 +153,10 @@ bool readIdx(const std::string &path, size_t rank, IdxArray &out, std::string &e
   if (gz && size > fileBytes * 1032)
     return fail(error, path, "claims " + std::to_string(size) +
                                  " bytes of data, more than its compressed size allows");
+  if (size > memoryCap())
+    return fail(error, path, "holds " + bytesText(size) + " of data, more than the " +
+                                 bytesText(memoryCap()) + " nnc may use (" + memoryCapOrigin() +
+                                 ")");
   out.data.resize(size);
   long read = src->read(out.data.data(), size);
   if (read < 0)

@@ -11,11 +11,14 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <stdexcept>
 #include <sys/stat.h>
 
@@ -550,13 +553,16 @@ bool Session::save(const std::string &path, const Progress &progress, std::strin
       {"seed", std::to_string(model_.seed)},
       {"batch", std::to_string(model_.data.batchSize)},
   };
-  // The optimizer's file first: a crash between the two renames leaves
-  // weights older than the optimizer state, which --resume detects by
-  // their steps.
-  if (!saveSafetensors(optimizerStatePath(path), optimizer, metadata, error))
-    return false;
-  metadata["format"] = kWeightsFormat;
-  return saveSafetensors(path, weights, metadata, error);
+  // Both files are written in full before either replaces its old copy, so
+  // a failure (a full disk, a read-only directory) leaves the previous
+  // checkpoint whole. The optimizer's file is renamed first: a crash
+  // between the two renames leaves weights older than the optimizer state,
+  // which --resume detects by their steps.
+  std::map<std::string, std::string> weightsMetadata = metadata;
+  weightsMetadata["format"] = kWeightsFormat;
+  return saveSafetensorsFiles({{optimizerStatePath(path), optimizer, metadata},
+                               {path, weights, weightsMetadata}},
+                              error);
 }
 
 bool Session::load(const std::string &path, bool withOptimizer, Progress &progress,
@@ -798,6 +804,101 @@ private:
 
 } // namespace
 
+namespace {
+
+volatile std::sig_atomic_t gStopSignal = 0;
+
+extern "C" void onStopSignal(int signo) {
+  gStopSignal = signo;
+  std::signal(signo, SIG_DFL); // a second one stops at once
+}
+
+/// While alive, SIGINT and SIGTERM ask training to stop after the step it
+/// is running (the compiled step is never cut short); a second signal
+/// stops at once. A signal the process was started ignoring stays ignored.
+class StopOnSignal {
+public:
+  StopOnSignal() {
+    gStopSignal = 0;
+    for (int i = 0; i < 2; ++i) {
+      old_[i] = std::signal(kSignals[i], onStopSignal);
+      if (old_[i] == SIG_IGN)
+        std::signal(kSignals[i], SIG_IGN);
+    }
+  }
+  ~StopOnSignal() {
+    for (int i = 0; i < 2; ++i)
+      if (old_[i] != SIG_ERR)
+        std::signal(kSignals[i], old_[i]);
+  }
+  StopOnSignal(const StopOnSignal &) = delete;
+  StopOnSignal &operator=(const StopOnSignal &) = delete;
+  /// The signal received, or 0.
+  int received() const { return gStopSignal; }
+
+private:
+  static constexpr int kSignals[2] = {SIGINT, SIGTERM};
+  void (*old_[2])(int) = {SIG_ERR, SIG_ERR};
+};
+
+const char *signalName(int signo) { return signo == SIGINT ? "SIGINT" : "SIGTERM"; }
+
+/// Training stopped by signal `signo` before batch `b` (0-based) of epoch
+/// progress.epoch + 1: saves what was not saved yet when --save was given,
+/// says where it stopped, and returns 128 + signo (130 for SIGINT, 143 for
+/// SIGTERM).
+int interrupted(Session &session, const RunOptions &options, Progress progress,
+                int64_t savedStep, int signo, int64_t b, int64_t stepsPerEpoch,
+                const ErrorFn &error) {
+  std::string where = format("after step %s (batch %lld of %lld in epoch %lld)",
+                             withThousands(progress.step).c_str(), static_cast<long long>(b),
+                             static_cast<long long>(stepsPerEpoch),
+                             static_cast<long long>(progress.epoch + 1));
+  if (progress.step == 0)
+    where = "before the first step";
+  else if (b == 0)
+    where = format("after step %s (the end of epoch %lld)", withThousands(progress.step).c_str(),
+                   static_cast<long long>(progress.epoch));
+  if (options.save.empty()) {
+    std::cerr << format("interrupted by %s %s; nothing was saved (no --save)\n",
+                        signalName(signo), where.c_str());
+    return 128 + signo;
+  }
+  if (progress.step != savedStep) {
+    std::string why;
+    if (!session.save(options.save, progress, why)) {
+      error(Culprit::None,
+            format("interrupted by %s %s, and cannot save the checkpoint: %s", signalName(signo),
+                   where.c_str(), why.c_str()),
+            "");
+      return 128 + signo;
+    }
+  }
+  std::cerr << format("interrupted by %s %s; saved %s and %s; --resume %s continues\n",
+                      signalName(signo), where.c_str(), options.save.c_str(),
+                      optimizerStatePath(options.save).c_str(), options.save.c_str());
+  return 128 + signo;
+}
+
+} // namespace
+
+/// Whether checkpoints can be written to `path`: its directory exists and
+/// is one. Checked before training, not after the first epoch.
+static bool canSaveTo(const std::string &path, std::string &why) {
+  size_t slash = path.find_last_of('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    why = path + ": " + dir + ": " + std::strerror(errno);
+    return false;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    why = path + ": " + dir + " is not a directory";
+    return false;
+  }
+  return true;
+}
+
 int train(Session &session, const RunOptions &options, const ErrorFn &reportError) {
   const Model &model = session.model();
   const DataParallel *dp = options.parallel;
@@ -805,6 +906,16 @@ int train(Session &session, const RunOptions &options, const ErrorFn &reportErro
   const bool lead = dp == nullptr || dp->comm->rank() == 0;
   SetupErrors setup(dp ? dp->comm : nullptr, reportError);
   const ErrorFn &error = setup.fn();
+  // From here on, a signal stops training before its next step. Not under
+  // mpirun: the processes would stop at different steps and wait for each
+  // other; there each process ends as the signal's default says.
+  std::optional<StopOnSignal> stop;
+  if (!dp)
+    stop.emplace();
+  if (std::string why; lead && !options.save.empty() && !canSaveTo(options.save, why)) {
+    error(Culprit::None, "cannot save checkpoints: " + why, "");
+    return setup.agree(false), 1;
+  }
   Data data;
   if (!loadData(model, options, true, data, error))
     return setup.agree(false), 1;
@@ -831,7 +942,10 @@ int train(Session &session, const RunOptions &options, const ErrorFn &reportErro
     }
     if (!sameRun(metadata, model, options.resume, error))
       return setup.agree(false), 1;
-    if (progress.step != progress.epoch * stepsPerEpoch) {
+    // A checkpoint written when a signal stopped training is in the middle
+    // of its epoch; it continues from the next step.
+    if (progress.step < progress.epoch * stepsPerEpoch ||
+        progress.step >= (progress.epoch + 1) * stepsPerEpoch) {
       error(Culprit::None,
             format("%s: the checkpoint is at step %lld of epoch %lld, but epochs here have %lld "
                    "steps",
@@ -840,9 +954,15 @@ int train(Session &session, const RunOptions &options, const ErrorFn &reportErro
             "resume with the data the checkpoint was trained on");
       return setup.agree(false), 1;
     }
-    if (lead)
+    if (lead && progress.step == progress.epoch * stepsPerEpoch)
       std::cerr << format("resuming from %s after epoch %lld (step %s)\n", options.resume.c_str(),
                           static_cast<long long>(progress.epoch),
+                          withThousands(progress.step).c_str());
+    else if (lead)
+      std::cerr << format("resuming from %s in epoch %lld after batch %lld of %lld (step %s)\n",
+                          options.resume.c_str(), static_cast<long long>(progress.epoch + 1),
+                          static_cast<long long>(progress.step - progress.epoch * stepsPerEpoch),
+                          static_cast<long long>(stepsPerEpoch),
                           withThousands(progress.step).c_str());
   }
   if (!setup.agree(true))
@@ -899,7 +1019,12 @@ int train(Session &session, const RunOptions &options, const ErrorFn &reportErro
   std::vector<EpochRecord> history;
   const int64_t lastEpoch =
       options.stopAfterEpoch > 0 ? std::min(epochs, options.stopAfterEpoch) : epochs;
-  Prefetcher prefetcher(training, progress.epoch, std::max<int64_t>(lastEpoch - progress.epoch, 0));
+  const int64_t startEpoch = progress.epoch,
+                firstBatch = progress.step - progress.epoch * stepsPerEpoch;
+  Prefetcher prefetcher(training, progress.epoch, std::max<int64_t>(lastEpoch - progress.epoch, 0),
+                        lastEpoch > progress.epoch ? firstBatch : 0);
+  // The step the checkpoint at --save holds (-1: none of this run's).
+  int64_t savedStep = options.save == options.resume ? progress.step : -1;
   for (int64_t epoch = progress.epoch; epoch < lastEpoch; ++epoch) {
     EpochReport report;
     report.epoch = epoch + 1;
@@ -909,7 +1034,12 @@ int train(Session &session, const RunOptions &options, const ErrorFn &reportErro
                       stepsPerEpoch);
     Clock::time_point start = Clock::now();
     const double communicationBefore = split ? split->communication : 0;
-    for (int64_t b = 0; b < stepsPerEpoch; ++b) {
+    for (int64_t b = epoch == startEpoch ? firstBatch : 0; b < stepsPerEpoch; ++b) {
+      if (int signo = stop ? stop->received() : 0; signo != 0) {
+        line.clear();
+        return interrupted(session, options, progress, savedStep, signo, b, stepsPerEpoch,
+                           error);
+      }
       const Batch *batch = prefetcher.next();
       if (batch == nullptr || batch->epoch != epoch || batch->index != b)
         throw std::logic_error("internal error: the prefetcher is out of step");
@@ -982,6 +1112,7 @@ int train(Session &session, const RunOptions &options, const ErrorFn &reportErro
           dp->comm->abort(1);
         return 1;
       }
+      savedStep = progress.step;
     }
     if (!options.plot.empty()) {
       std::string why;
@@ -1002,6 +1133,11 @@ int train(Session &session, const RunOptions &options, const ErrorFn &reportErro
     std::cerr << format("stopped after epoch %lld of %lld; --resume %s continues\n",
                         static_cast<long long>(progress.epoch), static_cast<long long>(epochs),
                         options.save.empty() ? "CHECKPOINT" : options.save.c_str());
+  if (int signo = stop.received(); signo != 0) {
+    // It came after the last step, while evaluating or saving: all is done.
+    std::cerr << format("interrupted by %s after the last step\n", signalName(signo));
+    return 128 + signo;
+  }
   return 0;
 }
 

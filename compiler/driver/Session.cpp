@@ -2,6 +2,7 @@
 // runtime's trainer.
 #include "driver/Session.h"
 
+#include "codegen/Runner.h"
 #include "loops/Lower.h"
 
 #include <chrono>
@@ -119,7 +120,25 @@ std::unique_ptr<Session> Session::create(const Program &program, int64_t capacit
   std::string why;
   std::optional<LoweredProgram> lowered = lowerProgram(program, capacity, why);
   if (!lowered) {
-    error = why + " is not supported by the code generator yet";
+    error = "cannot compile model '" + program.model.name + "': " + why +
+            " is not supported by the code generator yet";
+    return nullptr;
+  }
+  // Every buffer is sized now, before any is allocated.
+  auto bytesOf = [](const loops::Function &f) {
+    return nnc_rt::runnerBytes(bufferSpecs(f), f.arenaElements, f.capacity);
+  };
+  uint64_t trainBytes = bytesOf(lowered->trainStep), predictBytes = bytesOf(lowered->predict);
+  uint64_t total = trainBytes > UINT64_MAX - predictBytes ? UINT64_MAX : trainBytes + predictBytes;
+  if (total > nnc_rt::memoryCap()) {
+    int64_t parameters = program.model.paramCount();
+    error = "model '" + program.model.name + "' needs " +
+            (total == UINT64_MAX ? std::string("more than 2^64 bytes") : nnc_rt::bytesText(total)) +
+            " to run with batch " + std::to_string(capacity) + " (" +
+            nnc_rt::withThousands(parameters) + " parameters; the training step's buffers " +
+            nnc_rt::bytesText(trainBytes) + ", prediction's " + nnc_rt::bytesText(predictBytes) +
+            "), more than the " + nnc_rt::bytesText(nnc_rt::memoryCap()) + " nnc may use (" +
+            nnc_rt::memoryCapOrigin() + ")";
     return nullptr;
   }
   s->lowered_ = std::move(*lowered);

@@ -49,7 +49,7 @@ int runCompiled(const Program &program, const RunOptions &options, Diag &diag,
   std::string error;
   std::unique_ptr<Session> s = Session::create(program, program.data.batch, error);
   if (!s) {
-    diag.error(program.model.loc, "cannot compile model '" + program.model.name + "': " + error);
+    diag.error(program.model.loc, error);
     return 1;
   }
   nnc_rt::RunOptions run = runtimeOptions(program, options);

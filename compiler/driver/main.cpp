@@ -26,11 +26,13 @@
 #include "support/Diag.h"
 #include "support/Files.h"
 
+#include "Compiled.h"
 #include "Parallel.h"
 
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <limits>
 #include <optional>
@@ -51,7 +53,31 @@ struct Options {
   nnc::RunOptions run;
   std::optional<int64_t> epochs, batch, seed;
   int threads = 0;
+  std::string maxMemory;
 };
+
+/// "512M", "2G", "1.5G", "1000000": bytes (K, M, G, T: powers of 1024);
+/// 0 when it is none of these.
+uint64_t parseBytes(const std::string &text) {
+  size_t end = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &end);
+  } catch (const std::exception &) {
+    return 0;
+  }
+  std::string unit = text.substr(end);
+  double scale = unit.empty() || unit == "B" ? 1
+                 : unit == "K" || unit == "KiB" ? 1024.0
+                 : unit == "M" || unit == "MiB" ? 1024.0 * 1024
+                 : unit == "G" || unit == "GiB" ? 1024.0 * 1024 * 1024
+                 : unit == "T" || unit == "TiB" ? 1024.0 * 1024 * 1024 * 1024
+                                                : 0;
+  double bytes = v * scale;
+  if (!(bytes >= 1) || bytes > 1.8e19)
+    return 0;
+  return static_cast<uint64_t>(bytes);
+}
 
 bool useColor(const std::string &mode) {
   if (mode == "always")
@@ -256,6 +282,10 @@ int main(int argc, char **argv) {
   app.add_option("--threads", opt.threads, "threads to compute with (default: every core)")
       ->check(CLI::Range(1, 1024))
       ->type_name("N");
+  app.add_option("--max-memory", opt.maxMemory,
+                 "the most memory to size buffers and data for, e.g. 2G or 512M (default: the "
+                 "physical memory)")
+      ->type_name("SIZE");
   app.add_flag("--json", opt.run.json, "write results as JSON Lines on stdout");
   app.add_option("--save", opt.run.save, "save a checkpoint (safetensors) after every epoch")
       ->type_name("PATH");
@@ -295,6 +325,19 @@ int main(int argc, char **argv) {
     nnc_set_threads(opt.threads);
   else if (opt.train && nnc::launchedByMpi())
     nnc_set_threads(nnc::threadsPerProcess());
+  if (!opt.maxMemory.empty()) {
+    uint64_t bytes = parseBytes(opt.maxMemory);
+    if (bytes == 0) {
+      std::cerr << "--max-memory " << opt.maxMemory
+                << ": not a size; write bytes or a number with K, M, G or T (e.g. 2G)\n"
+                << "Run 'nnc --help' for the options.\n";
+      return 2;
+    }
+    nnc_rt::setMemoryCap(bytes);
+  }
+  // Past a file-size limit a write fails with EFBIG, which the writer
+  // reports, instead of the process being killed.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     return run(opt);
   } catch (const std::exception &e) {

@@ -839,8 +839,7 @@ private:
     std::string error;
     compiled_ = Session::create(*program_, program_->data.batch, error, &code_);
     if (!compiled_) {
-      diag.error(program_->model.loc,
-                 "cannot compile model '" + program_->model.name + "': " + error);
+      diag.error(program_->model.loc, error);
       return false;
     }
     compiles_.push_back(compiled_->report());

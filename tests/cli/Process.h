@@ -62,9 +62,10 @@ inline void writeIdx(const std::string &path, const std::vector<uint32_t> &dims,
   out.write(reinterpret_cast<const char *>(data.data()), static_cast<std::streamsize>(data.size()));
 }
 
-/// Runs `binary` with `args` in directory `cwd`, capturing both streams.
+/// Runs `binary` with `args` in directory `cwd`, capturing both streams;
+/// `shell` is run by the shell first ("ulimit -f 100; ").
 inline Run run(const std::string &binary, std::vector<std::string> args,
-               const std::string &cwd = ".") {
+               const std::string &cwd = ".", const std::string &shell = "") {
   TempDir io;
   std::string outPath = io.path + "/out", errPath = io.path + "/err";
   posix_spawn_file_actions_t actions;
@@ -74,7 +75,7 @@ inline Run run(const std::string &binary, std::vector<std::string> args,
                                    0644);
   posix_spawn_file_actions_addopen(&actions, 2, errPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
-  std::string script = "cd '" + cwd + "' && exec \"$0\" \"$@\"";
+  std::string script = "cd '" + cwd + "' && " + shell + "exec \"$0\" \"$@\"";
   std::vector<std::string> argv{"/bin/sh", "-c", script, binary};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char *> cargv;
@@ -100,8 +101,9 @@ inline Run run(const std::string &binary, std::vector<std::string> args,
 
 #ifdef NNC_BINARY
 /// Runs nnc with `args` in directory `cwd`, capturing both streams.
-inline Run nnc(std::vector<std::string> args, const std::string &cwd = ".") {
-  return run(NNC_BINARY, std::move(args), cwd);
+inline Run nnc(std::vector<std::string> args, const std::string &cwd = ".",
+               const std::string &shell = "") {
+  return run(NNC_BINARY, std::move(args), cwd, shell);
 }
 #endif
 

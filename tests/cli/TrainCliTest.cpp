@@ -6,8 +6,8 @@
 #include "Process.h"
 
 #include <algorithm>
-
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -384,4 +384,125 @@ TEST_CASE("the program of --emit-cpp builds with g++ alone and trains to nnc's b
                     "/jit.st' --data '" + kSlice + "' > '" + dir.path + "/eval.json' 2>/dev/null";
   REQUIRE(std::system(cmd.c_str()) == 0);
   CHECK(slurp(dir.path + "/eval.json") == eval.out);
+}
+
+namespace {
+
+/// Runs nnc with `args`, sends `signo` once its stderr holds `after`, and
+/// waits for it to end.
+Run interruptAfter(const std::vector<std::string> &args, const std::string &after, int signo) {
+  TempDir io;
+  std::string errPath = io.path + "/err";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, errPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0644);
+  std::vector<std::string> argv{NNC_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char *> cargv;
+  for (std::string &a : argv)
+    cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  // Whatever the test runner does with the signals, nnc starts with their
+  // default actions (an ignored one would stay ignored).
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGINT);
+  sigaddset(&defaults, SIGTERM);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = 0;
+  REQUIRE(posix_spawn(&pid, NNC_BINARY, &actions, &attr, cargv.data(), environ) == 0);
+  int status = 0;
+  bool sent = false;
+  for (int i = 0; i < 12000 && !sent; ++i) { // at most 120 s
+    if (::waitpid(pid, &status, WNOHANG) == pid)
+      break;
+    if (slurp(errPath).find(after) != std::string::npos) {
+      ::kill(pid, signo);
+      sent = true;
+    } else {
+      ::usleep(10000);
+    }
+  }
+  if (sent)
+    ::waitpid(pid, &status, 0);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  Run run;
+  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  run.err = slurp(errPath);
+  return run;
+}
+
+} // namespace
+
+TEST_CASE("SIGINT during --train finishes the step, saves, exits 130, and resumes to the same "
+          "bytes") {
+  TempDir dir;
+  std::string full = dir.path + "/full.st", part = dir.path + "/part.st";
+  std::vector<std::string> args{kMnist, "--train", "--epochs", "20", "--data", kSlice};
+  std::vector<std::string> whole = args, stopped = args;
+  whole.insert(whole.end(), {"--save", full});
+  stopped.insert(stopped.end(), {"--save", part});
+  Run r = interruptAfter(stopped, "epoch  1/20", SIGINT);
+  INFO(r.err);
+  REQUIRE(r.status == 130);
+  std::smatch m;
+  REQUIRE(std::regex_search(r.err, m, std::regex("interrupted by SIGINT after step ([0-9,]+) "
+                                                 "\\([^)]*\\); saved " + part + " and " +
+                                                 dir.path + "/part.optimizer.st; --resume " +
+                                                 part + " continues\n$")));
+  // The checkpoint is at the step the signal let finish, and the run
+  // resumed from it ends as one that was never stopped.
+  nnc_rt::Checkpoint saved;
+  std::string error;
+  REQUIRE(nnc_rt::loadSafetensors(part, saved, error));
+  std::string step = m[1];
+  step.erase(std::remove(step.begin(), step.end(), ','), step.end());
+  CHECK(saved.metadata.at("step") == step);
+  CHECK(std::stoi(step) >= 32);
+  CHECK(std::stoi(step) < 20 * 32);
+  Run rest = nnc([&] { auto a = stopped; a.insert(a.end(), {"--resume", part}); return a; }());
+  INFO(rest.err);
+  REQUIRE(rest.status == 0);
+  REQUIRE(nnc(whole).status == 0);
+  CHECK(slurp(part) == slurp(full));
+  CHECK(slurp(dir.path + "/part.optimizer.st") == slurp(dir.path + "/full.optimizer.st"));
+}
+
+TEST_CASE("SIGTERM during --train without --save exits 143 and says nothing was saved") {
+  Run r = interruptAfter({kMnist, "--train", "--epochs", "20", "--data", kSlice}, "epoch  1/20",
+                         SIGTERM);
+  INFO(r.err);
+  CHECK(r.status == 143);
+  CHECK(std::regex_search(r.err, std::regex("interrupted by SIGTERM after step [0-9,]+ \\([^)]*\\); "
+                                            "nothing was saved \\(no --save\\)\n$")));
+}
+
+TEST_CASE("a checkpoint that cannot be written leaves the previous one intact and says why") {
+  TempDir dir;
+  std::string w = dir.path + "/w.st";
+  REQUIRE(nnc({kMnist, "--train", "--epochs", "1", "--data", kSlice, "--save", w}).status == 0);
+  const std::string oldWeights = slurp(w), oldOptimizer = slurp(dir.path + "/w.optimizer.st");
+  // A file-size limit stands in for a full disk (root may write anywhere):
+  // the weights (about 200 kB) and the optimizer state (400 kB) do not fit in 100 kB.
+  Run full = nnc({kMnist, "--train", "--epochs", "2", "--data", kSlice, "--save", w}, ".",
+                 "ulimit -f 100; ");
+  INFO(full.err);
+  CHECK(full.status == 1);
+  CHECK(full.err.find("error: cannot save the checkpoint: " + dir.path +
+                      "/w.optimizer.st: cannot write it (nothing was replaced): File too "
+                      "large\n") != std::string::npos);
+  CHECK(slurp(w) == oldWeights);
+  CHECK(slurp(dir.path + "/w.optimizer.st") == oldOptimizer);
+  CHECK(std::filesystem::directory_iterator(dir.path) != std::filesystem::directory_iterator());
+  size_t files = 0;
+  for (const auto &e : std::filesystem::directory_iterator(dir.path))
+    files += e.is_regular_file();
+  CHECK(files == 2); // no temporary left behind
 }

@@ -714,6 +714,24 @@ TEST_CASE("the prefetcher gives the bytes of direct fills and stops cleanly", "[
     CHECK(p.next() == nullptr);
   }
   {
+    // Resumed in the middle of epoch 2 (a run a signal stopped): from batch 5 on.
+    Prefetcher p(s, 2, 2, 5);
+    CHECK(p.total() == 11);
+    Batch direct;
+    for (int64_t k = 5; k < 16; ++k) {
+      const Batch *batch = p.next();
+      REQUIRE(batch != nullptr);
+      s.fill(2 + k / 8, k % 8, direct);
+      CHECK(batch->epoch == 2 + k / 8);
+      CHECK(batch->index == k % 8);
+      CHECK(batch->images == direct.images);
+      CHECK(batch->labels == direct.labels);
+    }
+    CHECK(p.next() == nullptr);
+    CHECK_THROWS_AS(Prefetcher(s, 0, 1, 9), std::invalid_argument);
+    CHECK_THROWS_AS(Prefetcher(s, 0, 1, -1), std::invalid_argument);
+  }
+  {
     Prefetcher none(s, 0, 0);
     CHECK(none.next() == nullptr);
   }

@@ -105,7 +105,8 @@ TEST_CASE("IDX: every kind of bad file is refused with its name and the reason")
   check("truncated", idx({4, 3, 3}, -5), 3, "promises 36 bytes of data but it holds 31");
   check("trailing", idx({4, 3, 3}, 7), 3, "has 7 bytes after the data");
   // 4 billion images: refused from the header, before anything is allocated.
-  check("huge", header(0x08, {4000000000u, 28, 28}), 3, "claims more than 2^40 bytes");
+  check("huge", header(0x08, {4000000000u, 28, 28}), 3,
+        "its header claims 4000000000 × 28 × 28 bytes of data, more than the 2^40 nnc reads");
   check("large", header(0x08, {100000000u, 28, 28}), 3, "is truncated");
   CHECK(readError(dir.path + "/missing", 3).find("No such file or directory") !=
         std::string::npos);
