@@ -1133,7 +1133,7 @@ int train(Session &session, const RunOptions &options, const ErrorFn &reportErro
     std::cerr << format("stopped after epoch %lld of %lld; --resume %s continues\n",
                         static_cast<long long>(progress.epoch), static_cast<long long>(epochs),
                         options.save.empty() ? "CHECKPOINT" : options.save.c_str());
-  if (int signo = stop.received(); signo != 0) {
+  if (int signo = stop ? stop->received() : 0; signo != 0) {
     // It came after the last step, while evaluating or saving: all is done.
     std::cerr << format("interrupted by %s after the last step\n", signalName(signo));
     return 128 + signo;
