@@ -63,6 +63,24 @@ def parse_args(argv):
     return args
 
 
+def build_model(recipe, nn):
+    """The recipe's model with PyTorch's default initialization (from the current seed)."""
+    if recipe == "fashion_cnn":
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(1600, 128), nn.ReLU(),
+            nn.Linear(128, 10),
+        ).float()
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(784, 64), nn.ReLU(),
+        nn.Linear(64, 64), nn.ReLU(),
+        nn.Linear(64, 10),
+    ).float()
+
+
 def loaded_blas():
     """Paths of the BLAS/LAPACK shared libraries this process has mapped (Linux only), or None."""
     try:
@@ -157,21 +175,7 @@ def main(argv):
         return 1
 
     torch.manual_seed(args.seed)  # the initialization
-    if args.recipe == "fashion_cnn":
-        model = nn.Sequential(
-            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(1600, 128), nn.ReLU(),
-            nn.Linear(128, 10),
-        ).float()
-    else:
-        model = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(784, 64), nn.ReLU(),
-            nn.Linear(64, 64), nn.ReLU(),
-            nn.Linear(64, 10),
-        ).float()
+    model = build_model(args.recipe, nn)
     loss_fn = nn.CrossEntropyLoss()  # mean over the batch (over the examples it has, for the last one)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_size, gamma=GAMMA) if step_size else None

@@ -25,19 +25,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_reference import load_split  # noqa: E402  (the IDX reader, raw or .gz)
+from torch_reference import build_model, load_split  # noqa: E402  (the models; the IDX reader)
 
 BATCH = 64
 LR = 1e-3
-
-
-def build(name, nn):
-    if name == "fashion":
-        return nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-                             nn.Linear(64, 10))
-    return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
 def multiply_adds(model, torch, nn):
@@ -99,7 +90,7 @@ def main(argv):
         return 1
 
     torch.manual_seed(args.seed)
-    model = build(args.model, nn).float()
+    model = build_model(args.model, nn)
     macs = multiply_adds(model, torch, nn)
     loss_fn = nn.CrossEntropyLoss()
     opt = torch.optim.Adam(model.parameters(), lr=LR)
