@@ -14,4 +14,19 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 [ -x "$repo/build/nnc" ] || { echo "run.sh: error: build nnc first: cmake -S . -B build -G Ninja && cmake --build build" >&2; exit 1; }
 [ -e "$repo/data/mnist/train-images-idx3-ubyte" ] || [ -e "$repo/data/mnist/train-images-idx3-ubyte.gz" ] ||
   "$repo/scripts/get-mnist.sh" "$repo/data/mnist"
-exec /usr/bin/python3 "$repo/bench/speed.py" "$@"
+# PyTorch's best configuration needs an optimized BLAS: Debian's python3-torch calls whatever
+# libblas.so.3 is installed, by default the reference one (bench/README.md, "PyTorch's BLAS").
+# Unless the system's is OpenBLAS already, OpenBLAS (OpenMP build) is unpacked into
+# build/openblas and given to the PyTorch side alone.
+blas_args=()
+if ! readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 | grep -q openblas; then
+  ob=$repo/build/openblas
+  lib=$ob/root/usr/lib/x86_64-linux-gnu/openblas-openmp
+  if [ ! -e "$lib/libblas.so.3" ]; then
+    mkdir -p "$ob"
+    (cd "$ob" && rm -f ./*.deb && apt-get download libopenblas0-openmp >/dev/null && dpkg -x libopenblas0-openmp_*.deb root) ||
+      { echo "run.sh: error: cannot unpack OpenBLAS for PyTorch (apt-get download libopenblas0-openmp)" >&2; exit 1; }
+  fi
+  blas_args=(--torch-ld-library-path "$lib")
+fi
+exec /usr/bin/python3 "$repo/bench/speed.py" "${blas_args[@]}" "$@"

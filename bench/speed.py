@@ -77,8 +77,10 @@ def jsonl(text):
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
-def thread_env(threads):
+def thread_env(threads, ld_library_path=None):
     env = dict(os.environ)
+    if ld_library_path:
+        env["LD_LIBRARY_PATH"] = ld_library_path + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[k] = str(threads)
     env["OMP_WAIT_POLICY"] = "PASSIVE"  # idle OpenMP workers do not spin against the other pool
@@ -130,7 +132,7 @@ def nnc_inference(args, model, batch, threads):
 def torch_side(args, model, threads):
     cmd = [args.torch_python, os.path.join(HERE, "torch_train.py"), "--model", model, "--epochs",
            str(args.epochs), "--threads", str(threads), "--data", args.data]
-    out, err, _ = measure_rss(cmd, thread_env(threads))
+    out, err, _ = measure_rss(cmd, thread_env(threads, args.torch_ld_library_path))
     lines = jsonl(out)
     epochs, summary = lines[:-1], lines[-1]
     summary["seconds"] = [e["seconds"] for e in epochs]
@@ -146,6 +148,8 @@ def main(argv):
     p.add_argument("--nnc-bench", default=os.path.join(REPO, "build", "nnc_bench"))
     p.add_argument("--torch-python", default="/usr/bin/python3")
     p.add_argument("--torch-threads", default="1,2", help="PyTorch's configurations (default 1,2)")
+    p.add_argument("--torch-ld-library-path", help="LD_LIBRARY_PATH for PyTorch alone: where an optimized "
+                   "libblas.so.3 is (bench/run.sh passes OpenBLAS's; see bench/README.md, PyTorch's BLAS)")
     p.add_argument("--scaling", action="store_true",
                    help="instead: how nnc's MLP epoch time grows with batch size, width and threads")
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"),
@@ -203,6 +207,7 @@ def main(argv):
              f"| nnc | {version(args.nnc)}; checkout {git_rev()} |",
              f"| PyTorch | {torch_info['torch_version']} with {args.torch_python}, inter-op threads 1, "
              "OMP/BLAS threads = intra-op threads, OMP_WAIT_POLICY=PASSIVE |",
+             f"| PyTorch's BLAS | {', '.join(torch_info.get('blas') or ['unknown'])} |",
              f"| FMA peak (measured) | {peak.get(1, 0):.1f} GFLOP/s on 1 thread, {peak.get(2, 0):.1f} on 2 |",
              f"| data | {args.data} (60,000 train / 10,000 test) |", ""]
     images = 60000

@@ -25,7 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_reference import build_model, load_split  # noqa: E402  (the models; the IDX reader)
+from torch_reference import build_model, load_split, loaded_blas  # noqa: E402  (the models; the IDX reader)
 
 BATCH = 64
 LR = 1e-3
@@ -125,6 +125,7 @@ def main(argv):
         "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
+        "blas": loaded_blas(),
     }
     print(json.dumps(summary))
     return 0
