@@ -269,7 +269,7 @@ SCALING_BEGIN, SCALING_END = "<!-- bench/run.sh --scaling: begin -->", "<!-- ben
 
 
 def scaling(args):
-    """nnc's MLP (examples/fashion.nn) for one epoch each: batch 16…1024 at width 64, width
+    """nnc's MLP (examples/fashion.nn), the median of 3 epochs each: batch 16…1024 at width 64, width
     64…1024 at batch 64, each on 1 and 2 threads, against the compute limit (the layers'
     training FLOP over the measured FMA peak)."""
     started = time.time()
@@ -290,17 +290,17 @@ def scaling(args):
             train_flop = 3 * 2 * sum(macs) - 2 * macs[0]
             for threads in (1, 2):
                 note(f"batch {batch}, width {width}, {threads} thread(s)")
-                out, err, rss = measure_rss([args.nnc, path, "--train", "--json", "--epochs", "1", "--batch",
+                out, err, rss = measure_rss([args.nnc, path, "--train", "--json", "--epochs", "3", "--batch",
                                              str(batch), "--threads", str(threads), "--data", args.data])
-                seconds = jsonl(out)[-1]["seconds"]
+                seconds = statistics.median(e["seconds"] for e in jsonl(out))
                 limit = train_flop * 60000 / (peak[threads] * 1e9)
                 rows.append((batch, width, threads, seconds, limit, train_flop * 60000 / seconds / 1e9,
                              rss / 1024))
     lines = [SCALING_BEGIN, "# Scaling: nnc's MLP epoch (bench/run.sh --scaling)", "",
-             "examples/fashion.nn (784-W-W-10, Adam) for one epoch of the 60,000 Fashion-MNIST images at each",
+             "examples/fashion.nn (784-W-W-10, Adam), the median of 3 epochs of the 60,000 Fashion-MNIST images at each",
              "batch size and width, on 1 and 2 threads. The compute limit is the epoch's training FLOP (dense",
              "layers: forward, weight and input gradients) over the FMA peak measured in the same run",
-             f"({peak[1]:.1f} GFLOP/s on 1 thread, {peak[2]:.1f} on 2); one run each, so single numbers are noisy.", "",
+             f"({peak[1]:.1f} GFLOP/s on 1 thread, {peak[2]:.1f} on 2); one run of 3 epochs each.", "",
              f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, {time.time() - started:.0f} s in all; load average "
              f"{fmt_load(load_before)} at the start, {fmt_load(os.getloadavg())} at the end; checkout {git_rev()}.", "",
              "| batch | width | threads | s/epoch | compute limit (s) | × limit | GFLOP/s | peak memory |",
