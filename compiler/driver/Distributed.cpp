@@ -189,7 +189,7 @@ int trainDistributed(const Program &program, const RunOptions &options, Diag &di
     std::string error;
     std::unique_ptr<Session> s = Session::create(program, program.data.batch, error, nullptr, true);
     if (!s && comm.rank() == 0)
-      diag.error(program.model.loc, "cannot compile model '" + program.model.name + "': " + error);
+      diag.error(program.model.loc, error);
     std::vector<int> compiled = comm.gather(s != nullptr);
     bool everyone = true;
     for (int c : compiled)
