@@ -18,6 +18,9 @@ namespace nnc_rt {
 inline const char *const kLabelsBuffer = "@labels";
 inline const char *const kLossBuffer = "@loss";
 inline const char *const kStepBuffer = "@step";
+/// grad_step's: the first example of this process's share of the batch
+/// (data-parallel training), which offsets dropout's mask
+inline const char *const kFirstExampleBuffer = "@first_example";
 inline const char *const kStepsPerEpochBuffer = "@steps_per_epoch";
 inline const char *const kBaseLrBuffer = "@base_lr";
 inline const char *const kLrBuffer = "@lr";

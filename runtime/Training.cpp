@@ -732,6 +732,7 @@ public:
       std::memcpy(g.labels(kLabelsBuffer), batch.labels.data() + first,
                   static_cast<size_t>(count) * sizeof(int64_t));
       g.data(kStepBuffer)[0] = static_cast<float>(step);
+      g.data(kFirstExampleBuffer)[0] = static_cast<float>(first); // exact: a batch < 2^24
       g.run(count);
       totals[0] = static_cast<double>(g.data(kLossBuffer)[0]) * static_cast<double>(count);
       Metrics mine;

@@ -30,6 +30,7 @@ using ValueId = int;
 inline const std::string kLabelsName = nnc_rt::kLabelsBuffer; ///< a loss graph's labels
 inline const std::string kLossName = nnc_rt::kLossBuffer;     ///< a loss graph's loss
 inline const std::string kStepName = nnc_rt::kStepBuffer;     ///< step graphs' scalar inputs
+inline const std::string kFirstExampleName = nnc_rt::kFirstExampleBuffer; ///< grad_step's
 inline const std::string kStepsPerEpochName = nnc_rt::kStepsPerEpochBuffer;
 inline const std::string kBaseLrName = nnc_rt::kBaseLrBuffer;
 inline const std::string kLrName = nnc_rt::kLrBuffer; ///< the learning rate a step used

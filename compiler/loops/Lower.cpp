@@ -78,6 +78,12 @@ public:
         return unary(UnaryOp::ToI64, load(buffer(static_cast<ValueId>(v)), i64(0)));
     throw std::logic_error("internal error: no step number to draw dropout's mask with");
   }
+  ExprRef firstExample() override {
+    for (size_t v = 0; v < g_.values.size(); ++v)
+      if (g_.values[v].name == kFirstExampleName && g_.values[v].kind == ValueKind::Input)
+        return unary(UnaryOp::ToI64, load(buffer(static_cast<ValueId>(v)), i64(0)));
+    return nullptr;
+  }
   int newVar() override { return vars_++; }
   int buffer(ValueId v) override {
     int b = storage_.at(static_cast<size_t>(source_[static_cast<size_t>(v)]));

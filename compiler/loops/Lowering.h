@@ -41,6 +41,9 @@ public:
   virtual uint64_t seed() const = 0;
   /// The training step number (i64), from the graph's @step input.
   virtual ExprRef step() = 0;
+  /// Where this batch starts in the whole batch (i64), from grad_step's
+  /// @first_example input; null when the graph has none (it starts at 0).
+  virtual ExprRef firstExample() = 0;
   virtual int newVar() = 0;
   /// The buffer that holds a value read by a root (always materialized).
   virtual int buffer(ValueId value) = 0;

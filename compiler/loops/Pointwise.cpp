@@ -187,7 +187,11 @@ ExprRef pointwise(const Node &n, Context &c, ExprRef at, const Reader &read) {
   }
   if (op == "dropout") { // kept with probability 1 - p, scaled by 1/(1-p)
     double p = n.attrs.getFloat("p");
-    ExprRef counter = add(mul(c.step(), i64(int64_t(1) << 40)), at); // kernels::dropoutIndex
+    // kernels::dropoutIndex, of the element's index in the whole batch
+    ExprRef index = at;
+    if (ExprRef first = c.firstExample())
+      index = add(mul(first, i64(perExample(g.value(n.output)))), at);
+    ExprRef counter = add(mul(c.step(), i64(int64_t(1) << 40)), index);
     ExprRef u = uniform(c.seed(), nnc_rt::streamId("dropout/" + n.layer), counter);
     return select(sub(f32(p), u), f32(0), div(in(0), f32(1 - p)));
   }

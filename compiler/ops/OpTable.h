@@ -69,6 +69,7 @@ struct EvalContext {
   bool training = false; ///< dropout drops, batchnorm uses the batch's statistics
   uint64_t seed = 0;     ///< the program's seed, for dropout and randn
   uint64_t step = 0;     ///< the training step, for dropout's mask
+  uint64_t firstExample = 0; ///< where the batch starts in the whole batch, for dropout's mask
 };
 
 /// One call of a reference kernel: `out` is allocated with its final shape.

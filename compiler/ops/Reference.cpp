@@ -250,7 +250,9 @@ void concat(const KernelCall &k) {
 /// Dropout: each element kept with probability 1 - p and scaled by 1/(1-p),
 /// the mask keyed by (seed, layer, step, element) so that it is the same
 /// wherever it is computed (the backward pass, compiled loops): the stream
-/// is the layer's, the counter the step and the element (dropoutIndex).
+/// is the layer's, the counter the step and the element's index in the whole
+/// batch (dropoutIndex), so a share of the batch (data-parallel training)
+/// draws the masks its examples get in one process.
 /// Identity when evaluating.
 void dropout(const KernelCall &k) {
   const Tensor &x = in(k, 0);
@@ -260,8 +262,11 @@ void dropout(const KernelCall &k) {
     return;
   }
   uint64_t stream = nnc_rt::streamId("dropout/" + k.layer);
+  // the element's index in the whole batch (this batch may be a share of it)
+  const uint64_t offset =
+      x.dims.empty() ? 0 : k.ctx.firstExample * (x.size() / static_cast<uint64_t>(x.dims[0]));
   for (size_t i = 0; i < x.size(); ++i)
-    k.out[i] = nnc_rt::uniform01(k.ctx.seed, stream, dropoutIndex(k.ctx.step, i)) >= p
+    k.out[i] = nnc_rt::uniform01(k.ctx.seed, stream, dropoutIndex(k.ctx.step, offset + i)) >= p
                    ? x[i] / (1.0 - p)
                    : 0.0;
 }

@@ -225,7 +225,10 @@ StepGraph buildGradStep(const Program &p) {
   s.graph = gradients(p, s);
   s.graph.name = p.model.name + ".grad_step";
   appendRunningStats(s.graph, s);
-  s.step = scalarInput(s.graph, kStepName.c_str()); // dropout's masks depend on it
+  // dropout's masks depend on the step and on where this share of the batch
+  // starts in it: a process's masks are those of its examples in one process
+  s.step = scalarInput(s.graph, kStepName.c_str());
+  scalarInput(s.graph, kFirstExampleName.c_str());
   std::vector<ValueId> outputs{s.loss, s.logits};
   outputs.insert(outputs.end(), s.grads.begin(), s.grads.end());
   setOutputs(s, outputs);

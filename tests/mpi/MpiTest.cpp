@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <sstream>
 #include <regex>
 
 using namespace nnc_rt;
@@ -165,6 +167,28 @@ TEST_CASE("2 and 3 processes match one process with the same global batch", "[mp
     matchOneProcess(kSource + "/examples/lenet.nn", {"--data", data.path, "--epochs", "1"}, 1,
                     1e-5);
   }
+}
+
+TEST_CASE("dropout draws in each process the masks of its examples in one process", "[mpi]") {
+  // mnist.nn with dropout after each hidden layer: the shares of 32/32 and
+  // 22/21/21 examples must drop what one process drops for those examples,
+  // or the weights part after the first step.
+  TempDir dir;
+  std::string text;
+  {
+    std::ifstream in(kSource + "/examples/mnist.nn");
+    std::stringstream s;
+    s << in.rdbuf();
+    text = s.str();
+  }
+  for (const char *layer : {"fc1: dense(64) -> relu", "fc2: dense(64) -> relu"}) {
+    size_t at = text.find(layer);
+    REQUIRE(at != std::string::npos);
+    text.insert(at + std::string(layer).size(), " -> dropout(0.3)");
+  }
+  const std::string file = dir.path + "/dropout.nn";
+  std::ofstream(file) << text;
+  matchOneProcess(file, {"--data", kSlice, "--epochs", "1"}, 1, 1e-5);
 }
 
 TEST_CASE("shares of different sizes, and empty ones, give the batch's gradient", "[mpi]") {

@@ -156,6 +156,7 @@ TEST_CASE("the gradient half then the update half equal the whole step") {
     for (const auto &[n, v] : batch)
       feeds[n] = v;
     feeds[kStepName] = scalar(t);
+    feeds[kFirstExampleName] = scalar(0);
     EvalContext c = ctx;
     c.step = static_cast<uint64_t>(t);
     std::vector<Tensor> values = interpret(grad.graph, feeds, c);
