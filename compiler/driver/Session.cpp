@@ -124,20 +124,40 @@ std::unique_ptr<Session> Session::create(const Program &program, int64_t capacit
             " is not supported by the code generator yet";
     return nullptr;
   }
+  // Data-parallel training runs the step in two halves beside it.
+  std::optional<loops::Function> gradFn, updateFn;
+  if (halves) {
+    StepGraph grad = buildGradStep(program), update = buildUpdateStep(program);
+    for (const Graph *g : {&grad.graph, &update.graph})
+      if (std::string problem = verifyGraph(*g); !problem.empty())
+        throw std::logic_error("internal error: invalid graph " + g->name + ": " + problem);
+    loops::LowerOptions o;
+    o.training = true;
+    o.capacity = capacity;
+    o.seed = static_cast<uint64_t>(program.train.seed);
+    o.name = "grad_step";
+    gradFn = loops::lower(grad.graph, grad.updates, o);
+    o.name = "apply_update";
+    updateFn = loops::lower(update.graph, update.updates, o);
+  }
   // Every buffer is sized now, before any is allocated.
   auto bytesOf = [](const loops::Function &f) {
     return nnc_rt::runnerBytes(bufferSpecs(f), f.arenaElements, f.capacity);
   };
+  auto plus = [](uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; };
   uint64_t trainBytes = bytesOf(lowered->trainStep), predictBytes = bytesOf(lowered->predict);
-  uint64_t total = trainBytes > UINT64_MAX - predictBytes ? UINT64_MAX : trainBytes + predictBytes;
+  uint64_t halvesBytes = halves ? plus(bytesOf(*gradFn), bytesOf(*updateFn)) : 0;
+  uint64_t total = plus(plus(trainBytes, predictBytes), halvesBytes);
   if (total > nnc_rt::memoryCap()) {
     int64_t parameters = program.model.paramCount();
     error = "model '" + program.model.name + "' needs " +
             (total == UINT64_MAX ? std::string("more than 2^64 bytes") : nnc_rt::bytesText(total)) +
             " to run with batch " + std::to_string(capacity) + " (" +
             nnc_rt::withThousands(parameters) + " parameters; the training step's buffers " +
-            nnc_rt::bytesText(trainBytes) + ", prediction's " + nnc_rt::bytesText(predictBytes) +
-            "), more than the " + nnc_rt::bytesText(nnc_rt::memoryCap()) + " nnc may use (" +
+            nnc_rt::bytesText(trainBytes) +
+            (halves ? ", its two halves' (data-parallel) " + nnc_rt::bytesText(halvesBytes)
+                    : std::string()) +
+            ", prediction's " + nnc_rt::bytesText(predictBytes) + "), more than the " + nnc_rt::bytesText(nnc_rt::memoryCap()) + " nnc may use (" +
             nnc_rt::memoryCapOrigin() + ")";
     return nullptr;
   }
@@ -188,24 +208,12 @@ std::unique_ptr<Session> Session::create(const Program &program, int64_t capacit
   s->train_ = std::make_unique<Runner>(s->lowered_.trainStep, c.trainStep->entry);
   s->predict_ = std::make_unique<Runner>(s->lowered_.predict, c.predict->entry);
   if (halves) {
-    StepGraph grad = buildGradStep(program), update = buildUpdateStep(program);
-    for (const Graph *g : {&grad.graph, &update.graph})
-      if (std::string problem = verifyGraph(*g); !problem.empty())
-        throw std::logic_error("internal error: invalid graph " + g->name + ": " + problem);
-    loops::LowerOptions o;
-    o.training = true;
-    o.capacity = capacity;
-    o.seed = static_cast<uint64_t>(program.train.seed);
-    o.name = "grad_step";
-    loops::Function gradFn = loops::lower(grad.graph, grad.updates, o);
-    o.name = "apply_update";
-    loops::Function updateFn = loops::lower(update.graph, update.updates, o);
-    CompiledCode code = c.jit->compileTracked({&gradFn, &updateFn}, jitError);
+    CompiledCode code = c.jit->compileTracked({&*gradFn, &*updateFn}, jitError);
     if (code.functions.size() != 2)
       throw std::runtime_error("internal error: " + jitError);
     s->halvesCode_ = code.code;
-    s->grad_ = std::make_unique<Runner>(std::move(gradFn), code.functions[0]);
-    s->update_ = std::make_unique<Runner>(std::move(updateFn), code.functions[1]);
+    s->grad_ = std::make_unique<Runner>(std::move(*gradFn), code.functions[0]);
+    s->update_ = std::make_unique<Runner>(std::move(*updateFn), code.functions[1]);
   }
   s->report_.jitMs = ms(lowered_at, Clock::now());
   s->state_ = std::make_unique<nnc_rt::Session>(describeModel(program, s->lowered_), *s->train_,

@@ -272,3 +272,20 @@ TEST_CASE("an error every process meets is reported once", "[mpi]") {
   CHECK(r.err.find(dir.path + "/none") != std::string::npos);
   CHECK(r.err.find("MPI_ABORT") == std::string::npos); // every process ended by itself
 }
+
+TEST_CASE("the memory cap counts the halves of the step the processes run", "[mpi]") {
+  // mnist.nn needs 4.58 MiB alone (training step and prediction) and 4.62 MiB
+  // more for grad_step and apply_update, which data-parallel training runs.
+  TempDir dir;
+  std::vector<std::string> args{kSource + "/examples/mnist.nn", "--train", "--epochs", "1",
+                                "--data", kSlice, "--max-memory", "6M"};
+  Run alone = nnc(args);
+  INFO(alone.err);
+  CHECK(alone.status == 0);
+  Run r = mpirun(2, args);
+  INFO(r.err);
+  CHECK(r.status == 1);
+  CHECK(count(r.err, "error:") == 1);
+  CHECK(r.err.find("its two halves' (data-parallel)") != std::string::npos);
+  CHECK(r.err.find("more than the 6.00 MiB nnc may use (--max-memory)") != std::string::npos);
+}
