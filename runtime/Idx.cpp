@@ -41,6 +41,7 @@ private:
 class GzipSource final : public Source {
 public:
   explicit GzipSource(gzFile f) : f_(f) {}
+  gzFile file() const { return f_; }
   ~GzipSource() override { gzclose(f_); }
   long read(uint8_t *buf, size_t n) override {
     long total = 0;
@@ -107,8 +108,17 @@ bool readIdx(const std::string &path, size_t rank, IdxArray &out, std::string &e
   long got = src->read(header, 4);
   if (got < 0)
     return fail(error, path, gz ? "is not a valid gzip file" : "cannot be read");
+  if (got == 0)
+    return fail(error, path, "is empty");
+#ifdef NNC_WITH_ZLIB
+  // zlib reads a file without gzip's header as it is: say what it is not.
+  if (gz && gzdirect(static_cast<GzipSource &>(*src).file()) == 1)
+    return fail(error, path,
+                "is named .gz but is not gzip data (its first bytes are not 1F 8B); if it is a "
+                "raw IDX file, name it without .gz");
+#endif
   if (got < 4)
-    return fail(error, path, got == 0 ? "is empty" : "is too short to be an IDX file");
+    return fail(error, path, "is too short to be an IDX file");
   if (header[0] != 0 || header[1] != 0)
     return fail(error, path, "is not an IDX file (its first bytes are not 00 00)");
   if (header[2] != 0x08) {

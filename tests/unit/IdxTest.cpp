@@ -124,9 +124,13 @@ TEST_CASE("IDX: bad gzip files are refused too") {
         std::string::npos);
   CHECK(readError(writeGz(dir, "h.gz", header(0x08, {900000000u, 28, 28})), 3)
             .find("more than its compressed size allows") != std::string::npos);
-  // Not gzip at all, under a .gz name: read as garbage and refused.
+  // Not gzip at all under a .gz name (zlib would pass it through as it is),
+  // even a good raw IDX file: refused for what it is, and an empty one is empty.
   std::string fake = write(dir, "fake.gz", {'h', 'e', 'l', 'l', 'o', '!', '!', '!'});
-  CHECK_FALSE(readError(fake, 3).empty());
+  CHECK(readError(fake, 3).find("is named .gz but is not gzip data") != std::string::npos);
+  CHECK(readError(write(dir, "raw.gz", good), 3).find("name it without .gz") !=
+        std::string::npos);
+  CHECK(readError(write(dir, "empty.gz", {}), 3).find(": is empty") != std::string::npos);
 }
 
 TEST_CASE("MNIST directories: files found raw or compressed, counts must agree") {
