@@ -79,7 +79,8 @@ bool fail(std::string &error, const std::string &path, const std::string &what) 
 
 } // namespace
 
-bool readIdx(const std::string &path, size_t rank, IdxArray &out, std::string &error) {
+bool readIdx(const std::string &path, size_t rank, IdxArray &out, std::string &error,
+             uint64_t taken) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0)
     return fail(error, path, std::strerror(errno));
@@ -163,10 +164,16 @@ bool readIdx(const std::string &path, size_t rank, IdxArray &out, std::string &e
   if (gz && size > fileBytes * 1032)
     return fail(error, path, "claims " + std::to_string(size) +
                                  " bytes of data, more than its compressed size allows");
-  if (size > memoryCap())
+  const uint64_t cap = memoryCap();
+  if (size > cap)
     return fail(error, path, "holds " + bytesText(size) + " of data, more than the " +
-                                 bytesText(memoryCap()) + " nnc may use (" + memoryCapOrigin() +
-                                 ")");
+                                 bytesText(cap) + " nnc may use (" + memoryCapOrigin() + ")");
+  if (taken > cap - size)
+    return fail(error, path, "holds " + bytesText(size) + " of data, more than the " +
+                                 bytesText(taken >= cap ? 0 : cap - taken) + " left of the " +
+                                 bytesText(cap) + " nnc may use (" + memoryCapOrigin() +
+                                 "): the compiled model and the data read before it take " +
+                                 bytesText(taken));
   out.data.resize(size);
   long read = src->read(out.data.data(), size);
   if (read < 0)
@@ -180,7 +187,8 @@ bool readIdx(const std::string &path, size_t rank, IdxArray &out, std::string &e
   return true;
 }
 
-bool loadMnist(const std::string &dir, bool train, Dataset &out, std::string &error) {
+bool loadMnist(const std::string &dir, bool train, Dataset &out, std::string &error,
+               uint64_t taken) {
   std::string prefix = dir + "/" + (train ? "train" : "t10k");
   auto find = [&](const std::string &base, std::string &path) {
     struct stat st {};
@@ -197,7 +205,8 @@ bool loadMnist(const std::string &dir, bool train, Dataset &out, std::string &er
       !find(prefix + "-labels-idx1-ubyte", labelsPath))
     return false;
   IdxArray images, labels;
-  if (!readIdx(imagesPath, 3, images, error) || !readIdx(labelsPath, 1, labels, error))
+  if (!readIdx(imagesPath, 3, images, error, taken) ||
+      !readIdx(labelsPath, 1, labels, error, taken + images.data.size()))
     return false;
   if (images.dims[0] != labels.dims[0]) {
     error = imagesPath + " holds " + std::to_string(images.dims[0]) + " images but " +

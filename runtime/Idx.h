@@ -23,8 +23,11 @@ struct IdxArray {
 
 /// Reads `path` expecting `rank` dimensions of unsigned bytes. A name
 /// ending in ".gz" is decompressed. Returns false and sets `error`
-/// ("FILE: what is wrong") on any problem.
-bool readIdx(const std::string &path, size_t rank, IdxArray &out, std::string &error);
+/// ("FILE: what is wrong") on any problem. `taken`: bytes of the memory cap
+/// already spoken for (the compiled model's buffers, data read before); the
+/// data must fit in what is left.
+bool readIdx(const std::string &path, size_t rank, IdxArray &out, std::string &error,
+             uint64_t taken = 0);
 
 /// One split of an MNIST-format data set.
 struct Dataset {
@@ -36,6 +39,8 @@ struct Dataset {
 /// Loads `DIR/train-images-idx3-ubyte` and `DIR/train-labels-idx1-ubyte`
 /// (`t10k-…` for the test split), each raw or with ".gz" appended, and
 /// checks that they agree. Returns false and sets `error` otherwise.
-bool loadMnist(const std::string &dir, bool train, Dataset &out, std::string &error);
+/// `taken`: as readIdx's.
+bool loadMnist(const std::string &dir, bool train, Dataset &out, std::string &error,
+               uint64_t taken = 0);
 
 } // namespace nnc_rt

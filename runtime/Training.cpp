@@ -232,9 +232,13 @@ bool loadData(const Model &m, const RunOptions &options, bool needTrain, Data &d
     return false;
   };
   std::string why;
-  if (needTrain && !loadMnist(dir, true, data.train, why))
+  // Checked before each file is read: the model's buffers, then each file
+  // read, count against the memory cap.
+  uint64_t taken = m.bufferBytes;
+  if (needTrain && !loadMnist(dir, true, data.train, why, taken))
     return fail(why);
-  if (!loadMnist(dir, false, data.test, why))
+  taken += data.train.images.size() + data.train.labels.size();
+  if (!loadMnist(dir, false, data.test, why, taken))
     return fail(why);
   for (const Dataset *set : {&data.train, &data.test}) {
     if (set == &data.train && !needTrain)

@@ -72,6 +72,9 @@ struct Model {
   double baseLr = 0;     ///< the optimizer's lr
   int64_t epochs = 1, seed = 0;
   DataOptions data;      ///< batch, shuffle, normalization, validation, augmentation
+  /// Bytes the compiled functions' buffers take: the data must fit in what
+  /// the memory cap leaves (0 when unknown).
+  uint64_t bufferBytes = 0;
 };
 
 /// Where training stands: what a checkpoint records besides the tensors.

@@ -216,7 +216,9 @@ std::unique_ptr<Session> Session::create(const Program &program, int64_t capacit
     s->update_ = std::make_unique<Runner>(std::move(*updateFn), code.functions[1]);
   }
   s->report_.jitMs = ms(lowered_at, Clock::now());
-  s->state_ = std::make_unique<nnc_rt::Session>(describeModel(program, s->lowered_), *s->train_,
+  nnc_rt::Model model = describeModel(program, s->lowered_);
+  model.bufferBytes = total; // what the data may use is what the cap leaves
+  s->state_ = std::make_unique<nnc_rt::Session>(std::move(model), *s->train_,
                                                 *s->predict_);
   s->report_.totalMs = ms(start, Clock::now());
   s->report_.cpuMs = processorMs() - cpuStart;
