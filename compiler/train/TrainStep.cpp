@@ -12,7 +12,10 @@
 namespace nnc {
 namespace {
 
-/// Appends scalar and elementwise arithmetic to a graph.
+/// Appends scalar and elementwise arithmetic to a graph. Each call appends a
+/// node: never make two of them arguments of one call (C++ leaves their order
+/// to the compiler, and GCC and clang differ), or the graph would depend on
+/// what built nnc.
 class Emitter {
 public:
   /// Nodes of `layer`, located at `loc` (the optimizer's or schedule's
@@ -83,7 +86,8 @@ ValueId learningRate(Graph &g, const Program &p, const StepGraph &s) {
     // min_lr + (base - min_lr)(1 + cos(π epoch / epochs)) / 2
     ValueId minLr = e.constant(a.getFloat("min_lr"));
     ValueId angle = e.scale(epoch, M_PI / static_cast<double>(p.train.epochs));
-    ValueId half = e.scale(e.add(e.constant(1), e.op("cos", {angle})), 0.5);
+    ValueId one = e.constant(1);
+    ValueId half = e.scale(e.add(one, e.op("cos", {angle})), 0.5);
     lr = e.add(minLr, e.mul(e.sub(lr, minLr), half));
   } else if (kind != "constant") {
     throw std::logic_error("internal error: unknown schedule " + kind);
@@ -121,7 +125,8 @@ void appendUpdate(Graph &g, const Program &p, StepGraph &s, const std::vector<Va
         ValueId buf = state("momentum_buffer");
         // The first step starts the buffer at d itself (PyTorch).
         ValueId later = e.op("minimum", {e.sub(s.step, e.constant(1)), e.constant(1)});
-        ValueId running = e.add(e.scale(buf, m), e.scale(d, 1 - damp));
+        ValueId kept = e.scale(buf, m);
+        ValueId running = e.add(kept, e.scale(d, 1 - damp));
         ValueId next = e.add(d, e.mul(later, e.sub(running, d)));
         e.name(next, param.name + ".momentum_buffer'");
         s.updates.emplace_back(buf, next);
@@ -131,21 +136,27 @@ void appendUpdate(Graph &g, const Program &p, StepGraph &s, const std::vector<Va
     } else if (kind == "adam" || kind == "adamw") {
       double b1 = a.getFloat("beta1"), b2 = a.getFloat("beta2");
       double eps = a.getFloat("eps"), wd = a.getFloat("weight_decay");
-      if (kind == "adamw" && wd > 0) // decoupled: p ← p (1 - lr·wd)
-        w = e.mul(w, e.sub(e.constant(1), e.scale(lr, wd)));
-      else if (wd > 0) // L2: g ← g + wd·p
+      if (kind == "adamw" && wd > 0) { // decoupled: p ← p (1 - lr·wd)
+        ValueId one = e.constant(1);
+        w = e.mul(w, e.sub(one, e.scale(lr, wd)));
+      } else if (wd > 0) // L2: g ← g + wd·p
         grad = e.add(grad, e.scale(w, wd));
       ValueId m = state("exp_avg"), v = state("exp_avg_sq");
-      ValueId m2 = e.add(e.scale(m, b1), e.scale(grad, 1 - b1));
-      ValueId v2 = e.add(e.scale(v, b2), e.scale(e.mul(grad, grad), 1 - b2));
+      ValueId mKept = e.scale(m, b1);
+      ValueId m2 = e.add(mKept, e.scale(grad, 1 - b1));
+      ValueId vKept = e.scale(v, b2);
+      ValueId v2 = e.add(vKept, e.scale(e.mul(grad, grad), 1 - b2));
       e.name(m2, param.name + ".exp_avg'");
       e.name(v2, param.name + ".exp_avg_sq'");
       s.updates.emplace_back(m, m2);
       s.updates.emplace_back(v, v2);
-      ValueId bc1 = e.sub(e.constant(1), e.pow(b1, s.step));
-      ValueId bc2 = e.sub(e.constant(1), e.pow(b2, s.step));
+      ValueId one = e.constant(1);
+      ValueId bc1 = e.sub(one, e.pow(b1, s.step));
+      ValueId bc2 = e.sub(one, e.pow(b2, s.step));
       ValueId stepSize = e.div(lr, bc1);
-      ValueId denom = e.add(e.div(e.op("sqrt", {v2}), e.op("sqrt", {bc2})), e.constant(eps));
+      ValueId rootV = e.op("sqrt", {v2});
+      ValueId quotient = e.div(rootV, e.op("sqrt", {bc2}));
+      ValueId denom = e.add(quotient, e.constant(eps));
       updated = e.sub(w, e.mul(stepSize, e.div(m2, denom)));
     } else {
       throw std::logic_error("internal error: unknown optimizer " + kind);
@@ -169,7 +180,8 @@ void appendRunningStats(Graph &g, StepGraph &s) {
     ValueId stats[2] = {e.op("channel_mean", {x}), e.op("channel_var", {x})};
     for (int k = 0; k < 2; ++k) {
       ValueId running = node.inputs[static_cast<size_t>(3 + k)];
-      ValueId next = e.add(e.scale(running, 1 - m), e.scale(stats[k], m));
+      ValueId kept = e.scale(running, 1 - m);
+      ValueId next = e.add(kept, e.scale(stats[k], m));
       e.name(next, g.value(running).name + "'");
       s.updates.emplace_back(running, next);
     }
