@@ -45,6 +45,27 @@ uint64_t memoryCap() {
 
 void setMemoryCap(uint64_t bytes) { gMemoryCap = bytes; }
 
+uint64_t parseBytes(const std::string &text) {
+  size_t end = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &end);
+  } catch (const std::exception &) {
+    return 0;
+  }
+  std::string unit = text.substr(end);
+  double scale = unit.empty() || unit == "B" ? 1
+                 : unit == "K" || unit == "KiB" ? 1024.0
+                 : unit == "M" || unit == "MiB" ? 1024.0 * 1024
+                 : unit == "G" || unit == "GiB" ? 1024.0 * 1024 * 1024
+                 : unit == "T" || unit == "TiB" ? 1024.0 * 1024 * 1024 * 1024
+                                                : 0;
+  double bytes = v * scale;
+  if (!(bytes >= 1) || bytes > 1.8e19)
+    return 0;
+  return static_cast<uint64_t>(bytes);
+}
+
 const char *memoryCapOrigin() {
   return gMemoryCap != 0 ? "--max-memory" : "the machine's physical memory";
 }

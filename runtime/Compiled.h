@@ -34,6 +34,9 @@ uint64_t memoryCap();
 void setMemoryCap(uint64_t bytes);
 /// What the cap is: "the machine's physical memory" or "--max-memory".
 const char *memoryCapOrigin();
+/// "512M", "2G", "1.5G", "1000000": bytes (K, M, G, T: powers of 1024);
+/// 0 when it is none of these (--max-memory's argument).
+uint64_t parseBytes(const std::string &text);
 /// "1.50 GiB", "12.0 MiB", "512 bytes".
 std::string bytesText(uint64_t bytes);
 

@@ -25,6 +25,8 @@ const char *const kUsage =
     "  --epochs N            train for N epochs instead of %lld\n"
     "  --lr X                the optimizer's base learning rate instead of %g\n"
     "  --threads N           threads to compute with (default: every core)\n"
+    "  --max-memory SIZE     the most memory to size buffers and data for, e.g. 2G or 512M\n"
+    "                        (default: the physical memory)\n"
     "  --json                write results as JSON Lines on stdout\n"
     "  --save PATH           save a checkpoint (safetensors) after every epoch\n"
     "  --resume PATH         continue training from a checkpoint\n"
@@ -105,6 +107,11 @@ int runMain(int argc, char **argv, const EmittedProgram &program) {
     } else if (arg == "--threads") {
       if (!value(v) || !parseInt(v, 1, 1024, threads))
         return usage("--threads needs a whole number from 1 to 1024");
+    } else if (arg == "--max-memory") {
+      uint64_t bytes = 0;
+      if (!value(v) || (bytes = parseBytes(v)) == 0)
+        return usage("--max-memory needs a size: bytes or a number with K, M, G or T (e.g. 2G)");
+      setMemoryCap(bytes);
     } else if (arg == "--lr") {
       double lr = 0;
       if (!value(v) || !parseDouble(v, 0, 1e6, lr))
@@ -133,6 +140,27 @@ int runMain(int argc, char **argv, const EmittedProgram &program) {
     if (!hint.empty())
       std::cerr << "  = hint: " << hint << "\n";
   };
+  // Every buffer is sized before any is allocated; the data then counts
+  // against what they leave.
+  {
+    uint64_t trainBytes = runnerBytes(program.trainBuffers, program.trainArena, program.capacity);
+    uint64_t predictBytes =
+        runnerBytes(program.predictBuffers, program.predictArena, program.capacity);
+    uint64_t total =
+        trainBytes > UINT64_MAX - predictBytes ? UINT64_MAX : trainBytes + predictBytes;
+    if (total > memoryCap()) {
+      error(Culprit::None,
+            "model '" + model.name + "' needs " +
+                (total == UINT64_MAX ? std::string("more than 2^64 bytes") : bytesText(total)) +
+                " to run with batch " + std::to_string(program.capacity) +
+                " (the training step's buffers " + bytesText(trainBytes) + ", prediction's " +
+                bytesText(predictBytes) + "), more than the " + bytesText(memoryCap()) +
+                " nnc may use (" + memoryCapOrigin() + ")",
+            "");
+      return 1;
+    }
+    model.bufferBytes = total;
+  }
   try {
     Runner step(program.trainBuffers, program.trainArena, program.capacity, program.trainStep);
     Runner predictor(program.predictBuffers, program.predictArena, program.capacity,

@@ -56,28 +56,6 @@ struct Options {
   std::string maxMemory;
 };
 
-/// "512M", "2G", "1.5G", "1000000": bytes (K, M, G, T: powers of 1024);
-/// 0 when it is none of these.
-uint64_t parseBytes(const std::string &text) {
-  size_t end = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &end);
-  } catch (const std::exception &) {
-    return 0;
-  }
-  std::string unit = text.substr(end);
-  double scale = unit.empty() || unit == "B" ? 1
-                 : unit == "K" || unit == "KiB" ? 1024.0
-                 : unit == "M" || unit == "MiB" ? 1024.0 * 1024
-                 : unit == "G" || unit == "GiB" ? 1024.0 * 1024 * 1024
-                 : unit == "T" || unit == "TiB" ? 1024.0 * 1024 * 1024 * 1024
-                                                : 0;
-  double bytes = v * scale;
-  if (!(bytes >= 1) || bytes > 1.8e19)
-    return 0;
-  return static_cast<uint64_t>(bytes);
-}
 
 bool useColor(const std::string &mode) {
   if (mode == "always")
@@ -326,7 +304,7 @@ int main(int argc, char **argv) {
   else if (opt.train && nnc::launchedByMpi())
     nnc_set_threads(nnc::threadsPerProcess());
   if (!opt.maxMemory.empty()) {
-    uint64_t bytes = parseBytes(opt.maxMemory);
+    uint64_t bytes = nnc_rt::parseBytes(opt.maxMemory);
     if (bytes == 0) {
       std::cerr << "--max-memory " << opt.maxMemory
                 << ": not a size; write bytes or a number with K, M, G or T (e.g. 2G)\n"
