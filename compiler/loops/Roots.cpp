@@ -142,20 +142,20 @@ private:
     return a < 0 ? a + static_cast<int64_t>(rank) : a;
   }
 
-  /// Output elements of a product kept in registers at once: 8 AVX2
-  /// vectors, enough independent sums to hide the latency of fma.
+  /// Output elements of a one-row product kept in registers at once: 8
+  /// AVX2 vectors, enough independent sums to hide the latency of fma.
   static constexpr int64_t kRegisters = 64;
-  /// Rows of a product computed together, so each load of B serves them all.
-  /// (The convolutions' tiles: kRows rows of kRegisters / kRows columns.)
-  static constexpr int64_t kRows = 2;
-  /// The tile of product(): kProductRows rows of kProductWidth columns, 12
-  /// vector sums of 8 lanes. Per step of k that is 4 broadcasts of a and 3
-  /// loads of b for 12 fmas (2 rows of 32 columns took 2 broadcasts and 4
-  /// loads for 8), leaving 4 of the 16 AVX2 registers for b and a. Four
-  /// rows also split a batch of 64 (and dense layers of 64 units, the rows
-  /// of their weight gradient) into 16 groups, even on 2 threads; six rows
-  /// of 16 would make 11, and GCC spills a sum of the emitted C++'s.
-  static constexpr int64_t kProductRows = 4, kProductWidth = 24;
+  /// The register tile of products and of the convolutions: kRows rows
+  /// (so each load of B serves them all) of kWidth columns, 12 vector sums
+  /// of 8 lanes. Per step of k that is 4 broadcasts of a and 3 loads of b
+  /// for 12 fmas (2 rows of 32 columns took 2 broadcasts and 4 loads for
+  /// 8), leaving 4 of the 16 AVX2 registers for b and a. Four rows also
+  /// split a batch of 64 (and dense layers of 64 units, the rows of their
+  /// weight gradient) into 16 groups, even on 2 threads; six rows of 16
+  /// would make 11, and GCC spills a sum of the emitted C++'s.
+  static constexpr int64_t kRows = 4, kWidth = 24;
+  /// The columns of a block of `rows` rows.
+  static int64_t widthFor(int64_t rows) { return rows == kRows ? kWidth : kRegisters / rows; }
 
   using RowFn = std::function<ExprRef(ExprRef)>;             // init(j), rowOf(r)
   using AFn = std::function<ExprRef(ExprRef, ExprRef)>;      // a(m, k); null: 1
@@ -164,20 +164,18 @@ private:
   /// `rows` rows of a matrix product, row r being rowOf(r):
   /// out[m, j] = init(j) + Σ_k a(m, k) · b(k, j), each sum sequential in k,
   /// then the first `distinctRows` rows' elements to the epilogue. Columns
-  /// go in blocks of kRegisters / rows (the last block narrower), each
+  /// go in blocks of widthFor(rows) (the last block narrower), each
   /// block's sums the lanes of vectors held in registers across the whole
   /// k loop, one load of b per k for all the rows. Every sum runs in the
   /// same order whatever the blocking.
   std::vector<Stmt> productRows(int64_t rows, const RowFn &rowOf,
                                 ExprRef distinctRows, ExprRef kExtent, int64_t cols,
-                                const RowFn &init, const AFn &a, const BFn &b,
-                                int64_t width = 0) {
+                                const RowFn &init, const AFn &a, const BFn &b) {
     int acc = c_.accumulator();
     auto at = [&](ExprRef m, ExprRef j) { return add(mul(m, i64(cols)), j); };
     auto row = [&](int64_t r) { return rowOf(i64(r)); };
     std::vector<Stmt> body;
-    if (width <= 0)
-      width = kRegisters / rows;
+    int64_t width = widthFor(rows);
     int64_t blocks = cols / width, done = blocks * width;
     // A block of `lanes` columns from column `from`: the sums in registers.
     auto block = [&](ExprRef from, int64_t lanesCount) {
@@ -220,24 +218,23 @@ private:
     return body;
   }
 
-  /// A whole matrix product over `count` rows, in groups of kProductRows
-  /// rows in parallel. The last group repeats the last row where rows run out
+  /// A whole matrix product over `count` rows, in groups of kRows rows in
+  /// parallel. The last group repeats the last row where rows run out
   /// (its sums, computed again, store the same values), which costs less
   /// than a second copy of the code for the rows left over; the epilogue
   /// runs once per distinct row.
   Stmt product(ExprRef count, ExprRef kExtent, int64_t cols, ExprRef rowCost, const RowFn &init,
                const AFn &a, const BFn &b) {
-    int64_t tileRows = kProductRows, width = kProductWidth;
     int g = newVar();
     ExprRef last = sub(count, i64(1));
-    auto rowOf = [&](ExprRef r) { return min(add(mul(idx(g), i64(tileRows)), r), last); };
+    auto rowOf = [&](ExprRef r) { return min(add(mul(idx(g), i64(kRows)), r), last); };
     // the epilogue once per row: it may read back what it writes (an
     // accumulator that is also an output), so it must not run twice
-    ExprRef distinct = min(i64(tileRows), sub(count, mul(idx(g), i64(tileRows))));
+    ExprRef distinct = min(i64(kRows), sub(count, mul(idx(g), i64(kRows))));
     std::vector<Stmt> grouped =
-        productRows(tileRows, rowOf, distinct, kExtent, cols, init, a, b, width);
-    return parallelLoop(g, div(add(count, i64(tileRows - 1)), i64(tileRows)),
-                        mul(rowCost, i64(tileRows)), grouped);
+        productRows(kRows, rowOf, distinct, kExtent, cols, init, a, b);
+    return parallelLoop(g, div(add(count, i64(kRows - 1)), i64(kRows)),
+                        mul(rowCost, i64(kRows)), grouped);
   }
 
   /// dense: y[r, o] = b[o] + Σ_i x[r, i] W[o, i]. W is [out, in]; its
@@ -375,7 +372,7 @@ private:
   // ---- Convolutions with unit stride, as register-tiled products ----
   //
   // Each is a matrix product whose inner index runs over nested loops:
-  // kRows rows at a time, 32 columns of sums held in registers as the lanes
+  // kRows rows at a time, kWidth columns of sums held in registers as the lanes
   // of vectors across the whole reduction, every sum sequential in the same
   // order as the plain loops of windowed(), convGradInput() and
   // convGradWeight(). Padding becomes zeros in a padded copy (an fma with a
@@ -394,9 +391,9 @@ private:
     std::function<Stmt(int64_t, ExprRef, ExprRef)> store;   ///< (row, column, sum)
   };
 
-  /// The tile's columns [0, cols), in blocks of kRegisters / rows lanes.
+  /// The tile's columns [0, cols), in blocks of widthFor(rows) lanes.
   std::vector<Stmt> tiles(const Tile &t, int64_t cols) {
-    int64_t width = kRegisters / t.rows, blocks = cols / width, done = blocks * width;
+    int64_t width = widthFor(t.rows), blocks = cols / width, done = blocks * width;
     auto block = [&](ExprRef from, int64_t lanesCount) {
       int u = newVar(), bv = newVar();
       ExprRef col = add(from, idx(u));
