@@ -187,12 +187,14 @@ private:
         sums.push_back(newVar());
         as.push_back(newVar());
         lanesBody.push_back(local(sums.back(), init(col)));
-        if (a)
-          kBody.push_back(local(as.back(), a(row(r), idx(k))));
       }
+      // b's vector, then each row's value of a next to its fmas (GCC,
+      // given all of a first, held them all and spilled sums)
       kBody.push_back(local(bv, b(idx(k), col)));
       for (int64_t r = 0; r < rows; ++r) {
         ExprRef t = scalar(sums[static_cast<size_t>(r)]);
+        if (a)
+          kBody.push_back(local(as[static_cast<size_t>(r)], a(row(r), idx(k))));
         kBody.push_back(assign(sums[static_cast<size_t>(r)],
                                a ? fma(scalar(as[static_cast<size_t>(r)]), scalar(bv), t)
                                  : add(t, scalar(bv))));
@@ -409,11 +411,12 @@ private:
         sums.push_back(newVar());
         as.push_back(newVar());
         lanesBody.push_back(local(sums.back(), t.init(r, col)));
-        kBody.push_back(local(as.back(), t.a(r, k)));
       }
       kBody.push_back(local(bv, t.b(k, col)));
-      for (size_t r = 0; r < sums.size(); ++r)
+      for (size_t r = 0; r < sums.size(); ++r) { // as in productRows
+        kBody.push_back(local(as[r], t.a(static_cast<int64_t>(r), k)));
         kBody.push_back(assign(sums[r], fma(scalar(as[r]), scalar(bv), scalar(sums[r]))));
+      }
       Stmt nest = loops::block({});
       for (size_t d = kv.size(); d-- > 0;) {
         nest = loop(kv[d], t.kExtents[d], std::move(kBody));
