@@ -142,11 +142,20 @@ private:
     return a < 0 ? a + static_cast<int64_t>(rank) : a;
   }
 
-  /// Output elements of a product kept in registers at once: 8 AVX2
-  /// vectors, enough independent sums to hide the latency of fma.
+  /// Output elements of a one-row product kept in registers at once: 8
+  /// AVX2 vectors, enough independent sums to hide the latency of fma.
   static constexpr int64_t kRegisters = 64;
-  /// Rows of a product computed together, so each load of B serves them all.
-  static constexpr int64_t kRows = 2;
+  /// The register tile of products and of the convolutions: kRows rows
+  /// (so each load of B serves them all) of kWidth columns, 12 vector sums
+  /// of 8 lanes. Per step of k that is 4 broadcasts of a and 3 loads of b
+  /// for 12 fmas (2 rows of 32 columns took 2 broadcasts and 4 loads for
+  /// 8), leaving 4 of the 16 AVX2 registers for b and a. Four rows also
+  /// split a batch of 64 (and dense layers of 64 units, the rows of their
+  /// weight gradient) into 16 groups, even on 2 threads; six rows of 16
+  /// would make 11, and GCC spills a sum of the emitted C++'s.
+  static constexpr int64_t kRows = 4, kWidth = 24;
+  /// The columns of a block of `rows` rows.
+  static int64_t widthFor(int64_t rows) { return rows == kRows ? kWidth : kRegisters / rows; }
 
   using RowFn = std::function<ExprRef(ExprRef)>;             // init(j), rowOf(r)
   using AFn = std::function<ExprRef(ExprRef, ExprRef)>;      // a(m, k); null: 1
@@ -155,7 +164,7 @@ private:
   /// `rows` rows of a matrix product, row r being rowOf(r):
   /// out[m, j] = init(j) + Σ_k a(m, k) · b(k, j), each sum sequential in k,
   /// then the first `distinctRows` rows' elements to the epilogue. Columns
-  /// go in blocks of kRegisters / rows (the last block narrower), each
+  /// go in blocks of widthFor(rows) (the last block narrower), each
   /// block's sums the lanes of vectors held in registers across the whole
   /// k loop, one load of b per k for all the rows. Every sum runs in the
   /// same order whatever the blocking.
@@ -166,7 +175,7 @@ private:
     auto at = [&](ExprRef m, ExprRef j) { return add(mul(m, i64(cols)), j); };
     auto row = [&](int64_t r) { return rowOf(i64(r)); };
     std::vector<Stmt> body;
-    int64_t width = kRegisters / rows;
+    int64_t width = widthFor(rows);
     int64_t blocks = cols / width, done = blocks * width;
     // A block of `lanes` columns from column `from`: the sums in registers.
     auto block = [&](ExprRef from, int64_t lanesCount) {
@@ -178,12 +187,14 @@ private:
         sums.push_back(newVar());
         as.push_back(newVar());
         lanesBody.push_back(local(sums.back(), init(col)));
-        if (a)
-          kBody.push_back(local(as.back(), a(row(r), idx(k))));
       }
+      // b's vector, then each row's value of a next to its fmas (GCC,
+      // given all of a first, held them all and spilled sums)
       kBody.push_back(local(bv, b(idx(k), col)));
       for (int64_t r = 0; r < rows; ++r) {
         ExprRef t = scalar(sums[static_cast<size_t>(r)]);
+        if (a)
+          kBody.push_back(local(as[static_cast<size_t>(r)], a(row(r), idx(k))));
         kBody.push_back(assign(sums[static_cast<size_t>(r)],
                                a ? fma(scalar(as[static_cast<size_t>(r)]), scalar(bv), t)
                                  : add(t, scalar(bv))));
@@ -222,9 +233,10 @@ private:
     // the epilogue once per row: it may read back what it writes (an
     // accumulator that is also an output), so it must not run twice
     ExprRef distinct = min(i64(kRows), sub(count, mul(idx(g), i64(kRows))));
-    std::vector<Stmt> grouped = productRows(kRows, rowOf, distinct, kExtent, cols, init, a, b);
-    return parallelLoop(g, div(add(count, i64(kRows - 1)), i64(kRows)), mul(rowCost, i64(kRows)),
-                        grouped);
+    std::vector<Stmt> grouped =
+        productRows(kRows, rowOf, distinct, kExtent, cols, init, a, b);
+    return parallelLoop(g, div(add(count, i64(kRows - 1)), i64(kRows)),
+                        mul(rowCost, i64(kRows)), grouped);
   }
 
   /// dense: y[r, o] = b[o] + Σ_i x[r, i] W[o, i]. W is [out, in]; its
@@ -362,7 +374,7 @@ private:
   // ---- Convolutions with unit stride, as register-tiled products ----
   //
   // Each is a matrix product whose inner index runs over nested loops:
-  // kRows rows at a time, 32 columns of sums held in registers as the lanes
+  // kRows rows at a time, kWidth columns of sums held in registers as the lanes
   // of vectors across the whole reduction, every sum sequential in the same
   // order as the plain loops of windowed(), convGradInput() and
   // convGradWeight(). Padding becomes zeros in a padded copy (an fma with a
@@ -381,9 +393,9 @@ private:
     std::function<Stmt(int64_t, ExprRef, ExprRef)> store;   ///< (row, column, sum)
   };
 
-  /// The tile's columns [0, cols), in blocks of kRegisters / rows lanes.
+  /// The tile's columns [0, cols), in blocks of widthFor(rows) lanes.
   std::vector<Stmt> tiles(const Tile &t, int64_t cols) {
-    int64_t width = kRegisters / t.rows, blocks = cols / width, done = blocks * width;
+    int64_t width = widthFor(t.rows), blocks = cols / width, done = blocks * width;
     auto block = [&](ExprRef from, int64_t lanesCount) {
       int u = newVar(), bv = newVar();
       ExprRef col = add(from, idx(u));
@@ -399,11 +411,12 @@ private:
         sums.push_back(newVar());
         as.push_back(newVar());
         lanesBody.push_back(local(sums.back(), t.init(r, col)));
-        kBody.push_back(local(as.back(), t.a(r, k)));
       }
       kBody.push_back(local(bv, t.b(k, col)));
-      for (size_t r = 0; r < sums.size(); ++r)
+      for (size_t r = 0; r < sums.size(); ++r) { // as in productRows
+        kBody.push_back(local(as[r], t.a(static_cast<int64_t>(r), k)));
         kBody.push_back(assign(sums[r], fma(scalar(as[r]), scalar(bv), scalar(sums[r]))));
+      }
       Stmt nest = loops::block({});
       for (size_t d = kv.size(); d-- > 0;) {
         nest = loop(kv[d], t.kExtents[d], std::move(kBody));
