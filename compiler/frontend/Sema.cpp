@@ -156,6 +156,9 @@ private:
   /// parameter and input names, literal defaults.
   BlockTable checkBlocks() {
     BlockTable table;
+    // Where each name was first declared: a block with errors is in the table
+    // without its declaration (null), but a second one must still point here.
+    std::map<std::string, SourceLoc> declared;
     for (const BlockDecl &b : module_.blocks) {
       const std::string &name = b.name.name;
       if (const OpDef *op = findUserOp(name)) {
@@ -165,14 +168,15 @@ private:
         blocksFailed_ = true;
         continue;
       }
-      if (auto it = table.find(name); it != table.end()) {
+      if (auto it = declared.find(name); it != declared.end()) {
         Diagnostic d{Severity::Error, b.name.loc, "block '" + name + "' is declared twice", {},
                      {}};
-        d.notes.push_back({it->second->name.loc, "first declared here"});
+        d.notes.push_back({it->second, "first declared here"});
         diag_.report(d);
         blocksFailed_ = true;
         continue;
       }
+      declared.emplace(name, b.name.loc);
       std::map<std::string, SourceLoc> names;
       auto unique = [&](const Ident &id, const char *kind) {
         auto [it, inserted] = names.emplace(id.name, id.loc);
