@@ -104,6 +104,24 @@ uint64_t runnerBytes(const std::vector<BufferSpec> &buffers, int64_t arenaElemen
   return total;
 }
 
+std::string buffersOverCap(const std::string &model, int64_t batch, const std::string &detail,
+                           const std::vector<std::pair<std::string, uint64_t>> &parts,
+                           uint64_t &total) {
+  total = 0;
+  std::string list;
+  for (const auto &[what, bytes] : parts) {
+    total = total > UINT64_MAX - bytes ? UINT64_MAX : total + bytes;
+    list += (list.empty() ? "" : ", ") + what + " " + bytesText(bytes);
+  }
+  if (total <= memoryCap())
+    return "";
+  return "model '" + model + "' needs " +
+         (total == UINT64_MAX ? std::string("more than 2^64 bytes") : bytesText(total)) +
+         " to run with batch " + std::to_string(batch) + " (" + detail + list +
+         "), more than the " + bytesText(memoryCap()) + " nnc may use (" + memoryCapOrigin() +
+         ")";
+}
+
 Runner::Runner(std::vector<BufferSpec> buffers, int64_t arenaElements, int64_t capacity,
                StepFunction fn)
     : buffers_(std::move(buffers)), capacity_(capacity), fn_(fn) {

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace nnc_rt {
@@ -45,6 +46,14 @@ struct BufferSpec;
 /// `arenaElements` at batch `capacity` (UINT64_MAX if it does not fit).
 uint64_t runnerBytes(const std::vector<BufferSpec> &buffers, int64_t arenaElements,
                      int64_t capacity);
+/// The memory cap's check of a compiled model's buffers, given in `parts`
+/// as (what, bytes): their sum (UINT64_MAX past 2^64) in `total`, and ""
+/// when it fits under the cap, else the refusal: "model 'Net' needs 4.58 MiB
+/// to run with batch 64 (`detail`the training step's buffers 3.35 MiB,
+/// prediction's 1.22 MiB), more than the 1.00 MiB nnc may use (--max-memory)".
+std::string buffersOverCap(const std::string &model, int64_t batch, const std::string &detail,
+                           const std::vector<std::pair<std::string, uint64_t>> &parts,
+                           uint64_t &total);
 
 /// A compiled step or prediction: `void f(float **buffers, int64_t N)`.
 using StepFunction = void (*)(float **buffers, int64_t batch);

@@ -143,20 +143,16 @@ int runMain(int argc, char **argv, const EmittedProgram &program) {
   // Every buffer is sized before any is allocated; the data then counts
   // against what they leave.
   {
-    uint64_t trainBytes = runnerBytes(program.trainBuffers, program.trainArena, program.capacity);
-    uint64_t predictBytes =
-        runnerBytes(program.predictBuffers, program.predictArena, program.capacity);
-    uint64_t total =
-        trainBytes > UINT64_MAX - predictBytes ? UINT64_MAX : trainBytes + predictBytes;
-    if (total > memoryCap()) {
-      error(Culprit::None,
-            "model '" + model.name + "' needs " +
-                (total == UINT64_MAX ? std::string("more than 2^64 bytes") : bytesText(total)) +
-                " to run with batch " + std::to_string(program.capacity) +
-                " (the training step's buffers " + bytesText(trainBytes) + ", prediction's " +
-                bytesText(predictBytes) + "), more than the " + bytesText(memoryCap()) +
-                " nnc may use (" + memoryCapOrigin() + ")",
-            "");
+    uint64_t total = 0;
+    std::string problem = buffersOverCap(
+        model.name, program.capacity, "",
+        {{"the training step's buffers",
+          runnerBytes(program.trainBuffers, program.trainArena, program.capacity)},
+         {"prediction's",
+          runnerBytes(program.predictBuffers, program.predictArena, program.capacity)}},
+        total);
+    if (!problem.empty()) {
+      error(Culprit::None, problem, "");
       return 1;
     }
     model.bufferBytes = total;

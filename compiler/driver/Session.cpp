@@ -144,23 +144,20 @@ std::unique_ptr<Session> Session::create(const Program &program, int64_t capacit
   auto bytesOf = [](const loops::Function &f) {
     return nnc_rt::runnerBytes(bufferSpecs(f), f.arenaElements, f.capacity);
   };
-  auto plus = [](uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; };
-  uint64_t trainBytes = bytesOf(lowered->trainStep), predictBytes = bytesOf(lowered->predict);
-  uint64_t halvesBytes = halves ? plus(bytesOf(*gradFn), bytesOf(*updateFn)) : 0;
-  uint64_t total = plus(plus(trainBytes, predictBytes), halvesBytes);
-  if (total > nnc_rt::memoryCap()) {
-    int64_t parameters = program.model.paramCount();
-    error = "model '" + program.model.name + "' needs " +
-            (total == UINT64_MAX ? std::string("more than 2^64 bytes") : nnc_rt::bytesText(total)) +
-            " to run with batch " + std::to_string(capacity) + " (" +
-            nnc_rt::withThousands(parameters) + " parameters; the training step's buffers " +
-            nnc_rt::bytesText(trainBytes) +
-            (halves ? ", its two halves' (data-parallel) " + nnc_rt::bytesText(halvesBytes)
-                    : std::string()) +
-            ", prediction's " + nnc_rt::bytesText(predictBytes) + "), more than the " + nnc_rt::bytesText(nnc_rt::memoryCap()) + " nnc may use (" +
-            nnc_rt::memoryCapOrigin() + ")";
-    return nullptr;
+  std::vector<std::pair<std::string, uint64_t>> parts{
+      {"the training step's buffers", bytesOf(lowered->trainStep)}};
+  if (halves) {
+    uint64_t grad = bytesOf(*gradFn), update = bytesOf(*updateFn);
+    parts.push_back({"its two halves' (data-parallel)",
+                     grad > UINT64_MAX - update ? UINT64_MAX : grad + update});
   }
+  parts.push_back({"prediction's", bytesOf(lowered->predict)});
+  uint64_t total = 0;
+  error = nnc_rt::buffersOverCap(
+      program.model.name, capacity,
+      nnc_rt::withThousands(program.model.paramCount()) + " parameters; ", parts, total);
+  if (!error.empty())
+    return nullptr;
   s->lowered_ = std::move(*lowered);
   Clock::time_point lowered_at = Clock::now();
   s->report_.lowerMs = ms(start, lowered_at);

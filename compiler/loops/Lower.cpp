@@ -73,17 +73,11 @@ public:
   bool training() const override { return options_.training; }
   uint64_t seed() const override { return options_.seed; }
   ExprRef step() override {
-    for (size_t v = 0; v < g_.values.size(); ++v)
-      if (g_.values[v].name == kStepName && g_.values[v].kind == ValueKind::Input)
-        return unary(UnaryOp::ToI64, load(buffer(static_cast<ValueId>(v)), i64(0)));
+    if (ExprRef s = scalarInput(kStepName))
+      return s;
     throw std::logic_error("internal error: no step number to draw dropout's mask with");
   }
-  ExprRef firstExample() override {
-    for (size_t v = 0; v < g_.values.size(); ++v)
-      if (g_.values[v].name == kFirstExampleName && g_.values[v].kind == ValueKind::Input)
-        return unary(UnaryOp::ToI64, load(buffer(static_cast<ValueId>(v)), i64(0)));
-    return nullptr;
-  }
+  ExprRef firstExample() override { return scalarInput(kFirstExampleName); }
   int newVar() override { return vars_++; }
   int buffer(ValueId v) override {
     int b = storage_.at(static_cast<size_t>(source_[static_cast<size_t>(v)]));
@@ -431,6 +425,14 @@ private:
   }
 
   // ---- buffers ----
+  /// The graph's scalar input `name` as an i64, or null when it has none.
+  ExprRef scalarInput(const std::string &name) {
+    for (size_t v = 0; v < g_.values.size(); ++v)
+      if (g_.values[v].name == name && g_.values[v].kind == ValueKind::Input)
+        return unary(UnaryOp::ToI64, load(buffer(static_cast<ValueId>(v)), i64(0)));
+    return nullptr;
+  }
+
   int addBuffer(const std::string &name, BufferKind kind, int64_t per, bool batched, Type type) {
     Buffer b;
     b.name = name;
