@@ -138,6 +138,11 @@ Runner::Runner(std::vector<BufferSpec> buffers, int64_t arenaElements, int64_t c
     void *p = allocate(b.elements(capacity_));
     owned_.push_back(p);
     pointers_.push_back(p);
+    if (b.kind == BufferSpec::Kind::Cache && b.name == kStaleBuffer && !b.i64 &&
+        b.elements(capacity_) == 1) {
+      stale_ = static_cast<float *>(p);
+      *stale_ = 1; // nothing computed yet
+    }
   }
 }
 
@@ -157,6 +162,8 @@ float *Runner::data(const std::string &name) {
   int i = find(name);
   if (i < 0 || buffers_[static_cast<size_t>(i)].i64)
     return nullptr;
+  if (stale_ != nullptr && buffers_[static_cast<size_t>(i)].kind == BufferSpec::Kind::Param)
+    *stale_ = 1; // the caller may write it: what the caches hold may be old
   return static_cast<float *>(pointers_[static_cast<size_t>(i)]);
 }
 

@@ -25,6 +25,11 @@ inline const char *const kFirstExampleBuffer = "@first_example";
 inline const char *const kStepsPerEpochBuffer = "@steps_per_epoch";
 inline const char *const kBaseLrBuffer = "@base_lr";
 inline const char *const kLrBuffer = "@lr";
+/// A function's cache flag (a Cache buffer of one number): nonzero when
+/// its other Cache buffers must be computed again. A Runner sets it when
+/// it is made and whenever data() hands out a parameter (which may then be
+/// written); the function clears it.
+inline const char *const kStaleBuffer = "@stale";
 
 /// The most memory a run lets itself take for one thing it sizes before
 /// allocating (the compiled functions' buffers, a data file), in bytes:
@@ -48,9 +53,9 @@ uint64_t runnerBytes(const std::vector<BufferSpec> &buffers, int64_t arenaElemen
                      int64_t capacity);
 /// The memory cap's check of a compiled model's buffers, given in `parts`
 /// as (what, bytes): their sum (UINT64_MAX past 2^64) in `total`, and ""
-/// when it fits under the cap, else the refusal: "model 'Net' needs 4.58 MiB
+/// when it fits under the cap, else the refusal: "model 'Net' needs 4.64 MiB
 /// to run with batch 64 (`detail`the training step's buffers 3.35 MiB,
-/// prediction's 1.22 MiB), more than the 1.00 MiB nnc may use (--max-memory)".
+/// prediction's 1.29 MiB), more than the 1.00 MiB nnc may use (--max-memory)".
 std::string buffersOverCap(const std::string &model, int64_t batch, const std::string &detail,
                            const std::vector<std::pair<std::string, uint64_t>> &parts,
                            uint64_t &total);
@@ -60,7 +65,9 @@ using StepFunction = void (*)(float **buffers, int64_t batch);
 
 /// One buffer of a compiled function, in the order it receives them.
 struct BufferSpec {
-  enum class Kind { Input, Param, Output, Temp };
+  /// Cache: kept between calls, computed by the function from its
+  /// parameters when kStaleBuffer says so (never state, never saved).
+  enum class Kind { Input, Param, Output, Temp, Cache };
   std::string name;
   Kind kind = Kind::Input;
   int64_t perExample = 0; ///< elements, times N when batched
@@ -82,8 +89,9 @@ public:
   Runner(const Runner &) = delete;
   Runner &operator=(const Runner &) = delete;
 
-  /// The f32 buffer called `name` (an input, parameter, state or output), or
-  /// null. A parameter's pointer changes after each run (see run()).
+  /// The f32 buffer called `name` (an input, parameter, state, output or
+  /// cache), or null. A parameter's pointer changes after each run (see
+  /// run()); handing one out marks the function's caches stale.
   float *data(const std::string &name);
   /// The i64 buffer called `name` (labels), or null.
   int64_t *labels(const std::string &name);
@@ -102,6 +110,7 @@ private:
   std::vector<BufferSpec> buffers_;
   int64_t capacity_;
   StepFunction fn_;
+  float *stale_ = nullptr;       ///< the cache flag, if the function has caches
   std::vector<void *> pointers_; ///< what the function receives
   std::vector<void *> owned_;    ///< every allocation, freed at the end
 };

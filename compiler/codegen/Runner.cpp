@@ -21,6 +21,9 @@ std::vector<nnc_rt::BufferSpec> bufferSpecs(const loops::Function &f) {
     case loops::BufferKind::Temp:
       s.kind = nnc_rt::BufferSpec::Kind::Temp;
       break;
+    case loops::BufferKind::Cache:
+      s.kind = nnc_rt::BufferSpec::Kind::Cache;
+      break;
     }
     s.perExample = b.perExample;
     s.batched = b.batched;

@@ -80,6 +80,7 @@ std::string bufferTable(const std::vector<nnc_rt::BufferSpec> &buffers) {
     const char *kind = b.kind == nnc_rt::BufferSpec::Kind::Input    ? "Input"
                        : b.kind == nnc_rt::BufferSpec::Kind::Param  ? "Param"
                        : b.kind == nnc_rt::BufferSpec::Kind::Output ? "Output"
+                       : b.kind == nnc_rt::BufferSpec::Kind::Cache  ? "Cache"
                                                                     : "Temp";
     out += fmt::format("      {{{}, BufferSpec::Kind::{}, {}, {}, {}, {}, {}}},\n", quoted(b.name),
                        kind, b.perExample, b.batched, b.i64, b.offset, b.updates);
@@ -369,6 +370,13 @@ bool inferenceSource(const Program &program, const loops::Function &predict,
       break;
     case loops::BufferKind::Temp:
       pointer = "arena + " + std::to_string(b.offset);
+      break;
+    case loops::BufferKind::Cache: // computed on the first call, kept (the weights never change)
+      arrays += "\nalignas(64) float " + cName("c_", b.name) + "[" + std::to_string(b.perExample) +
+                "]" + (b.name == loops::kStaleName ? " = {1}; // the caches below are not computed yet"
+                                                    : "; // computed from the weights by the first call") +
+                "\n";
+      pointer = cName("c_", b.name);
       break;
     }
     pointers += "      " + pointer + ", // " + b.name + "\n";

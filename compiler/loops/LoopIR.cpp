@@ -432,6 +432,8 @@ const char *kindName(BufferKind k) {
     return "output";
   case BufferKind::Temp:
     return "temp";
+  case BufferKind::Cache:
+    return "cache";
   }
   return "?";
 }

@@ -7,6 +7,8 @@
 // new kind cannot be handled by one backend and forgotten by the other.
 #pragma once
 
+#include "Compiled.h"
+
 #include <cstdint>
 #include <memory>
 #include <ostream>
@@ -107,8 +109,14 @@ Stmt store(int buffer, ExprRef index, ExprRef value);
 Stmt local(int var, ExprRef value);
 Stmt assign(int var, ExprRef value);
 
-/// Where a buffer's memory comes from.
-enum class BufferKind { Input, Param, Output, Temp };
+/// Where a buffer's memory comes from. A Cache holds what the function
+/// computes from its parameters and keeps between calls (prediction's
+/// transposed weights); the one-number cache `@stale` says whether the rest
+/// must be computed again (nonzero: the caller changed a parameter since,
+/// or never ran the function); the function clears it at its end.
+enum class BufferKind { Input, Param, Output, Temp, Cache };
+/// The cache flag's name.
+inline const char *const kStaleName = nnc_rt::kStaleBuffer;
 
 struct Buffer {
   std::string name;

@@ -61,6 +61,8 @@ public:
     position_ = static_cast<int>(body.size());
     for (Stmt &s : copyOutputs())
       body.push_back(std::move(s));
+    if (staleFlag_ >= 0) // every cache is now computed from the parameters
+      body.push_back(store(staleFlag_, i64(0), f32(0)));
     f_.body = block(std::move(body));
     f_.vars = vars_;
     countNests(f_.body);
@@ -91,6 +93,20 @@ public:
     int b = addBuffer(name, BufferKind::Temp, perExample, batched, Type::F32);
     use(b);
     return b;
+  }
+  int cache(const std::string &name, int64_t elements) override {
+    if (options_.training)
+      throw std::logic_error("internal error: a cache in a training step");
+    for (size_t b = 0; b < f_.buffers.size(); ++b) // one weight read by two nests
+      if (f_.buffers[b].kind == BufferKind::Cache && f_.buffers[b].name == name &&
+          f_.buffers[b].perExample == elements)
+        return static_cast<int>(b);
+    return addBuffer(name, BufferKind::Cache, elements, false, Type::F32);
+  }
+  ExprRef stale() override {
+    if (staleFlag_ < 0)
+      staleFlag_ = addBuffer(kStaleName, BufferKind::Cache, 1, false, Type::F32);
+    return unary(UnaryOp::ToI64, load(staleFlag_, i64(0)));
   }
   int accumulator() override {
     const Group &grp = groups_[static_cast<size_t>(current_)];
@@ -676,6 +692,7 @@ private:
   LowerOptions options_;
   Function f_;
   int vars_ = 0;
+  int staleFlag_ = -1; ///< the @stale cache flag, once a nest asked for it
   std::vector<ValueId> source_;
   std::vector<NodeKind> kinds_;
   std::vector<int> groupOf_;

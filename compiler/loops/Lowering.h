@@ -52,6 +52,12 @@ public:
   virtual ExprRef read(ValueId value, ExprRef at) = 0;
   /// A scratch buffer private to the nest being lowered.
   virtual int scratch(const std::string &name, int64_t perExample, bool batched) = 0;
+  /// A cache (BufferKind::Cache) of `elements` numbers, kept between calls:
+  /// the nest computes it only when stale() is 1. Prediction only.
+  virtual int cache(const std::string &name, int64_t elements) = 0;
+  /// 1 when the caches must be computed again, else 0 (i64): the function's
+  /// @stale flag, which it clears at its end.
+  virtual ExprRef stale() = 0;
   /// The buffer a matrix product may accumulate its output in: the root's
   /// own buffer, or that of the first stored value fused after it.
   virtual int accumulator() = 0;

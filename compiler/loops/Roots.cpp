@@ -227,6 +227,8 @@ private:
   /// runs once per distinct row.
   Stmt product(ExprRef count, ExprRef kExtent, int64_t cols, ExprRef rowCost, const RowFn &init,
                const AFn &a, const BFn &b) {
+    if (!c_.training())
+      return productByRows(count, kExtent, cols, rowCost, init, a, b);
     int g = newVar();
     ExprRef last = sub(count, i64(1));
     auto rowOf = [&](ExprRef r) { return min(add(mul(idx(g), i64(kRows)), r), last); };
@@ -239,17 +241,43 @@ private:
                         mul(rowCost, i64(kRows)), grouped);
   }
 
+  /// The same product for prediction, where a batch is often a single
+  /// image: the whole groups of kRows rows in parallel, then the rows left
+  /// over one at a time, each with the wider one-row tile (so an image
+  /// alone costs one row, not kRows).
+  Stmt productByRows(ExprRef count, ExprRef kExtent, int64_t cols, ExprRef rowCost,
+                     const RowFn &init, const AFn &a, const BFn &b) {
+    int g = newVar(), r = newVar();
+    ExprRef groups = div(count, i64(kRows)), whole = mul(groups, i64(kRows));
+    std::vector<Stmt> grouped = productRows(
+        kRows, [&](ExprRef k) { return add(mul(idx(g), i64(kRows)), k); }, i64(kRows), kExtent,
+        cols, init, a, b);
+    std::vector<Stmt> parts{parallelLoop(g, groups, mul(rowCost, i64(kRows)), grouped)};
+    ExprRef left = sub(count, whole);
+    if (!(left->kind == ExprKind::Const && left->i == 0)) {
+      std::vector<Stmt> single = productRows(
+          1, [&](ExprRef) { return add(whole, idx(r)); }, i64(1), kExtent, cols, init, a, b);
+      parts.push_back(parallelLoop(r, left, rowCost, single));
+    }
+    return block(std::move(parts));
+  }
+
   /// dense: y[r, o] = b[o] + Σ_i x[r, i] W[o, i]. W is [out, in]; its
-  /// transpose goes to a scratch buffer first so that the columns are contiguous.
+  /// transpose goes to a scratch buffer first so that the columns are
+  /// contiguous — in a training step every time (W changes every step), in
+  /// prediction to a cache, only when the weights changed since the last call.
   Stmt dense() {
     int64_t inF = shapeOf(0).dims.back(), out = n_.attrs.getInt("units");
     bool bias = n_.inputs.size() > 2;
-    int wt = c_.scratch(g_.value(n_.inputs[1]).name + ".T", inF * out, false);
+    const std::string name = g_.value(n_.inputs[1]).name + ".T";
+    bool cached = !c_.training();
+    int wt = cached ? c_.cache(name, inF * out) : c_.scratch(name, inF * out, false);
+    ExprRef transposeRows = cached ? mul(c_.stale(), i64(inF)) : i64(inF);
     // Written row by row (contiguous stores); the reads walk `out` rows of W
     // a float at a time, whose cache lines stay in L1 across rows of W.T.
     int o = newVar(), i = newVar();
     Stmt transpose =
-        parallelLoop(i, i64(inF), i64(out),
+        parallelLoop(i, transposeRows, i64(out),
                      {loop(o, i64(out), {store(wt, add(mul(idx(i), i64(out)), idx(o)),
                                                load(1, add(mul(idx(o), i64(inF)), idx(i))))})});
     Stmt rowsOf = product(

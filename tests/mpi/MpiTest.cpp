@@ -274,7 +274,7 @@ TEST_CASE("an error every process meets is reported once", "[mpi]") {
 }
 
 TEST_CASE("the memory cap counts the halves of the step the processes run", "[mpi]") {
-  // mnist.nn needs 4.58 MiB alone (training step and prediction; the slice's
+  // mnist.nn needs 4.64 MiB alone (training step and prediction; the slice's
   // data 1.9 MiB more) and 4.62 MiB more for grad_step and apply_update,
   // which data-parallel training runs.
   TempDir dir;

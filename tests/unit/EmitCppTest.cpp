@@ -229,7 +229,8 @@ void fillInputs(const loops::Function &f, Call &c, int64_t classes, uint64_t key
   }
 }
 
-/// Every parameter and state buffer of `f` set from `values` (by name).
+/// Every parameter and state buffer of `f` set from `values` (by name),
+/// and the cache flag raised, as the Runner does when it hands them out.
 void fillParams(const loops::Function &f, Call &c,
                 const std::function<const float *(const std::string &)> &values) {
   for (size_t i = 0; i < f.buffers.size(); ++i) {
@@ -243,6 +244,10 @@ void fillParams(const loops::Function &f, Call &c,
                         std::string(reinterpret_cast<const char *>(v),
                                     static_cast<size_t>(b.elements(f.capacity)) * sizeof(float)));
   }
+  const float one = 1;
+  for (size_t i = 0; i < f.buffers.size(); ++i)
+    if (f.buffers[i].kind == loops::BufferKind::Cache && f.buffers[i].name == loops::kStaleName)
+      c.fill.emplace_back(static_cast<int>(i), std::string(reinterpret_cast<const char *>(&one), sizeof one));
 }
 
 void recordAll(const loops::Function &f, Call &c, bool params) {

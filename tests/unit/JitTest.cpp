@@ -92,6 +92,63 @@ TEST_CASE("the JIT agrees with the interpreter on every lowered op", "[threads]"
   }
 }
 
+TEST_CASE("prediction's cached transposed weights follow every change of the weights") {
+  Graph g = inference("[12]", "x -> fc1: dense(5) -> relu -> fc2: dense(3)");
+  const int64_t n = 3;
+  loops::Function f = loops::lowerInference(g, n);
+  std::string error;
+  std::unique_ptr<JIT> jit = JIT::create(error);
+  REQUIRE(jit);
+  CompiledFunction fn = jit->compile(f, error);
+  INFO(error);
+  REQUIRE(fn);
+  Runner runner(f, fn);
+  REQUIRE(runner.data("fc1.weight.T"));
+  REQUIRE(runner.data("fc2.weight.T"));
+  const std::string out = g.value(g.outputs[0]).name;
+  // Sets the parameters from `seed` (through data(), as every caller does),
+  // runs, and returns the largest difference from the interpreter's outputs.
+  auto check = [&](uint64_t seed, bool write) {
+    std::map<std::string, Tensor> feeds = initialParams(g, seed);
+    Tensor x(concreteDims(g.values[0].shape, n));
+    for (size_t i = 0; i < x.size(); ++i)
+      x[i] = nnc_rt::uniform01(17, 99, i);
+    feeds[g.values[0].name] = x;
+    for (const auto &[name, t] : feeds)
+      if (write || name == g.values[0].name) {
+        float *p = runner.data(name);
+        for (size_t i = 0; i < t.size(); ++i)
+          p[i] = static_cast<float>(t[i]);
+      }
+    runner.run(n);
+    CHECK(runner.data(loops::kStaleName)[0] == 0); // the caches are now the weights'
+    std::vector<Tensor> expected = interpret(g, feeds, EvalContext{});
+    const Tensor &want = expected[static_cast<size_t>(g.outputs[0])];
+    const float *got = runner.data(out);
+    double worst = 0;
+    for (size_t i = 0; i < want.size(); ++i)
+      worst = std::max(worst, std::abs(want[i] - static_cast<double>(got[i])));
+    return worst;
+  };
+  CHECK(check(17, true) < 2e-5);
+  CHECK(check(17, false) < 2e-5); // the same weights: the caches as they were
+  CHECK(check(23, true) < 2e-5);  // new weights: the caches computed again
+  // Each parameter on its own: handing it out marks the caches stale.
+  std::map<std::string, Tensor> params = initialParams(g, 29);
+  for (const char *name : {"fc1.weight", "fc2.weight"}) {
+    INFO(name);
+    runner.run(n);
+    CHECK(runner.data(loops::kStaleName)[0] == 0);
+    float *w = runner.data(name);
+    CHECK(runner.data(loops::kStaleName)[0] == 1);
+    w[0] += 0.5f;
+    std::vector<float> before(runner.data(out), runner.data(out) + runner.elements(out, n));
+    runner.run(n);
+    std::vector<float> after(runner.data(out), runner.data(out) + runner.elements(out, n));
+    CHECK(before != after);
+  }
+}
+
 TEST_CASE("fusion: bias and activation run in the product's output loop") {
   Graph g = inference("[4]", "x -> fc: dense(3) -> relu");
   loops::Function f = loops::lowerInference(g, 8);
@@ -100,17 +157,21 @@ TEST_CASE("fusion: bias and activation run in the product's output loop") {
   std::string text = out.str();
   INFO(text);
   // one group for the layer and its activation: the weights packed
-  // (transposed), then one nest computing the output, bias and relu
-  REQUIRE(f.body.body.size() == 1);
+  // (transposed, into a cache: when they changed), then the nests computing
+  // the output, bias and relu (whole groups of rows, then the rows left one
+  // at a time); last, the cache flag cleared
+  REQUIRE(f.body.body.size() == 2);
+  CHECK(f.body.body[1].kind == loops::StmtKind::Store);
+  CHECK(f.buffers[static_cast<size_t>(f.body.body[1].buffer)].name == loops::kStaleName);
   CHECK(f.body.body[0].comment == "fc (dense; line 2) + relu_1 (relu; line 2)");
-  CHECK(f.nests == 2);
+  CHECK(f.nests == 3);
   // the pre-activation never reaches memory: the output is the only buffer
   // the product writes, and the activation is applied as it is stored
   CHECK(text.find("fc[") == std::string::npos);
   CHECK(text.find("fma(s") != std::string::npos);
   CHECK(text.find(" = max(s") != std::string::npos);
   CHECK(text.find("relu_1[(") != std::string::npos);
-  CHECK(text.find("// 2 loop nests") != std::string::npos);
+  CHECK(text.find("// 3 loop nests") != std::string::npos);
 }
 
 TEST_CASE("the JIT agrees with the interpreter on convolutional models", "[threads]") {
