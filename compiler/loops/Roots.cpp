@@ -350,8 +350,11 @@ private:
     int64_t oc = ys.dims[1], oh = ys.dims[2], ow = ys.dims[3];
     kernels::Geometry g = kernels::geometry(n_.attrs);
     bool conv = kind == "conv2d";
-    int b = newVar(), f = newVar(), i = newVar(), j = newVar(), ch = newVar(), p = newVar(),
-        q = newVar(), s = newVar();
+    int bf = newVar(), i = newVar(), j = newVar(), ch = newVar(), p = newVar(), q = newVar(),
+        s = newVar();
+    // one parallel iteration per (example, output channel): a single image
+    // still splits across threads
+    ExprRef b = div(idx(bf), i64(oc)), f = sub(idx(bf), mul(b, i64(oc)));
     auto [plo, pn] = taps(idx(i), g.sh, g.ph, g.kh, h);
     auto [qlo, qn] = taps(idx(j), g.sw, g.pw, g.kw, w);
     if (g.ph == 0 && g.pw == 0) { // every window lies inside: all its taps, constant bounds
@@ -362,12 +365,12 @@ private:
     auto updateAt = [&](ExprRef kp, ExprRef kq) {
       ExprRef y = add(sub(mul(idx(i), i64(g.sh)), i64(g.ph)), kp);
       ExprRef xcol = add(sub(mul(idx(j), i64(g.sw)), i64(g.pw)), kq);
-      ExprRef channel = conv ? idx(ch) : idx(f);
-      ExprRef xv = load(0, add(mul(add(mul(add(mul(idx(b), i64(c)), channel), i64(h)), y), i64(w)),
+      ExprRef channel = conv ? idx(ch) : f;
+      ExprRef xv = load(0, add(mul(add(mul(add(mul(b, i64(c)), channel), i64(h)), y), i64(w)),
                                xcol));
       if (conv) {
         ExprRef wv =
-            load(1, add(mul(add(mul(add(mul(idx(f), i64(c)), idx(ch)), i64(g.kh)), kp), i64(g.kw)),
+            load(1, add(mul(add(mul(add(mul(f, i64(c)), idx(ch)), i64(g.kh)), kp), i64(g.kw)),
                         kq));
         return fma(xv, wv, scalar(s));
       }
@@ -384,19 +387,18 @@ private:
     } else {
       window2 = loop(p, pn, {loop(q, qn, {assign(s, updateAt(add(plo, idx(p)), add(qlo, idx(q))))})});
     }
-    ExprRef init = conv ? (n_.inputs.size() > 2 ? load(2, idx(f)) : f32(0))
+    ExprRef init = conv ? (n_.inputs.size() > 2 ? load(2, f) : f32(0))
                         : (kind == "maxpool2d" ? f32(-INFINITY) : f32(0));
     ExprRef result = kind == "avgpool2d"
                          ? div(scalar(s), f32(static_cast<double>(g.kh * g.kw)))
                          : scalar(s);
     std::vector<Stmt> body{local(s, init)};
     body.push_back(conv ? loop(ch, i64(c), {window2}) : window2);
-    ExprRef at =
-        add(mul(add(mul(add(mul(idx(b), i64(oc)), idx(f)), i64(oh)), idx(i)), i64(ow)), idx(j));
+    ExprRef at = add(mul(add(mul(idx(bf), i64(oh)), idx(i)), i64(ow)), idx(j));
     body = concat(std::move(body), epi_(at, result));
-    int64_t cost = oc * oh * ow * (conv ? c : 1) * g.kh * g.kw;
-    return parallelLoop(b, batch(), i64(cost),
-                        {loop(f, i64(oc), {loop(i, i64(oh), {loop(j, i64(ow), body)})})});
+    int64_t cost = oh * ow * (conv ? c : 1) * g.kh * g.kw;
+    return parallelLoop(bf, mul(batch(), i64(oc)), i64(cost),
+                        {loop(i, i64(oh), {loop(j, i64(ow), body)})});
   }
 
   // ---- Convolutions with unit stride, as register-tiled products ----
@@ -491,23 +493,29 @@ private:
     bool bias = n_.inputs.size() > 2;
     int64_t hp = h + 2 * g.ph, wp = w + 2 * g.pw;
     int64_t cols = (oh - 1) * wp + ow; // the last column read is the plane's last element
-    int b = newVar(), pg = newVar();
-    std::vector<Stmt> body;
-    // the input: x itself, or its padded copy
+    int64_t pairs = (oc + kRows - 1) / kRows;
+    std::vector<Stmt> parts;
+    // the input: x itself, or its padded copy (per example, in parallel)
     std::function<ExprRef(ExprRef)> xAt = [&](ExprRef at) { return load(0, at); };
     if (g.ph > 0 || g.pw > 0) {
       int xp = c_.scratch(n_.layer + ".padded", c * hp * wp, true);
-      int ch = newVar();
-      body.push_back(loop(ch, i64(c),
-                          padPlane([&](ExprRef at) { return load(0, at); },
-                                   mul(add(mul(idx(b), i64(c)), idx(ch)), i64(h * w)), xp,
-                                   mul(add(mul(idx(b), i64(c)), idx(ch)), i64(hp * wp)), h, w,
-                                   g.ph, g.pw)));
+      int b0 = newVar(), ch = newVar();
+      parts.push_back(parallelLoop(
+          b0, batch(), i64(c * hp * wp),
+          {loop(ch, i64(c),
+                padPlane([&](ExprRef at) { return load(0, at); },
+                         mul(add(mul(idx(b0), i64(c)), idx(ch)), i64(h * w)), xp,
+                         mul(add(mul(idx(b0), i64(c)), idx(ch)), i64(hp * wp)), h, w, g.ph,
+                         g.pw))}));
       xAt = [xp](ExprRef at) { return loops::load(xp, at); };
     }
+    // one parallel iteration per (example, group of kRows output channels):
+    // a single image still splits across threads
+    int bp = newVar();
+    ExprRef b = div(idx(bp), i64(pairs)), pg = sub(idx(bp), mul(b, i64(pairs)));
     int acc = c_.scratch(n_.layer + ".grid", oc * cols, true);
     ExprRef last = i64(oc - 1);
-    auto f = [&](int64_t r) { return min(add(mul(idx(pg), i64(kRows)), i64(r)), last); };
+    auto f = [&](int64_t r) { return min(add(mul(pg, i64(kRows)), i64(r)), last); };
     Tile t;
     t.kExtents = {i64(c), i64(g.kh), i64(g.kw)};
     t.init = [&](int64_t r, ExprRef) { return bias ? load(2, f(r)) : f32(0); };
@@ -515,22 +523,26 @@ private:
       return load(1, add(mul(add(mul(add(mul(f(r), i64(c)), k[0]), i64(g.kh)), k[1]), i64(g.kw)), k[2]));
     };
     t.b = [&](const Indices &k, ExprRef col) {
-      ExprRef plane = mul(add(mul(idx(b), i64(c)), k[0]), i64(hp * wp));
+      ExprRef plane = mul(add(mul(b, i64(c)), k[0]), i64(hp * wp));
       return xAt(add(add(plane, add(mul(k[1], i64(wp)), k[2])), col));
     };
     t.store = [&](int64_t r, ExprRef col, ExprRef v) {
-      return store(acc, add(mul(add(mul(idx(b), i64(oc)), f(r)), i64(cols)), col), v);
+      return store(acc, add(mul(add(mul(b, i64(oc)), f(r)), i64(cols)), col), v);
     };
-    int64_t pairs = (oc + kRows - 1) / kRows;
-    body.push_back(loop(pg, i64(pairs), tiles(t, cols)));
-    int ff = newVar(), i = newVar(), j = newVar();
-    ExprRef at = add(mul(add(mul(add(mul(idx(b), i64(oc)), idx(ff)), i64(oh)), idx(i)), i64(ow)), idx(j));
-    ExprRef v = loops::load(acc, add(mul(add(mul(idx(b), i64(oc)), idx(ff)), i64(cols)),
+    std::vector<Stmt> body = tiles(t, cols);
+    // the epilogue once per distinct channel of the group
+    int rr = newVar(), i = newVar(), j = newVar();
+    ExprRef ff = add(mul(pg, i64(kRows)), idx(rr));
+    ExprRef at = add(mul(add(mul(add(mul(b, i64(oc)), ff), i64(oh)), idx(i)), i64(ow)), idx(j));
+    ExprRef v = loops::load(acc, add(mul(add(mul(b, i64(oc)), ff), i64(cols)),
                                      add(mul(idx(i), i64(wp)), idx(j))));
     std::vector<Stmt> tail = epi_(at, v);
     if (!tail.empty())
-      body.push_back(loop(ff, i64(oc), {loop(i, i64(oh), {loop(j, i64(ow), tail)})}));
-    return parallelLoop(b, batch(), i64(pairs * kRows * cols * c * g.kh * g.kw), body);
+      body.push_back(loop(rr, min(i64(kRows), sub(i64(oc), mul(pg, i64(kRows)))),
+                          {loop(i, i64(oh), {loop(j, i64(ow), tail)})}));
+    parts.push_back(parallelLoop(bp, mul(batch(), i64(pairs)),
+                                 i64(kRows * cols * c * g.kh * g.kw), body));
+    return block(std::move(parts));
   }
 
   /// conv2d_grad_input with unit stride: a convolution of dy, padded by
