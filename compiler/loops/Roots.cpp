@@ -168,15 +168,22 @@ private:
   /// block's sums the lanes of vectors held in registers across the whole
   /// k loop, one load of b per k for all the rows. Every sum runs in the
   /// same order whatever the blocking.
+  /// Given `colFrom` and `colCount`, only the columns [colFrom, colFrom +
+  /// colCount) (rows still `cols` long).
   std::vector<Stmt> productRows(int64_t rows, const RowFn &rowOf,
                                 ExprRef distinctRows, ExprRef kExtent, int64_t cols,
-                                const RowFn &init, const AFn &a, const BFn &b) {
+                                const RowFn &init, const AFn &a, const BFn &b,
+                                ExprRef colFrom = nullptr, int64_t colCount = -1) {
     int acc = c_.accumulator();
     auto at = [&](ExprRef m, ExprRef j) { return add(mul(m, i64(cols)), j); };
     auto row = [&](int64_t r) { return rowOf(i64(r)); };
+    if (!colFrom)
+      colFrom = i64(0);
+    if (colCount < 0)
+      colCount = cols;
     std::vector<Stmt> body;
     int64_t width = widthFor(rows);
-    int64_t blocks = cols / width, done = blocks * width;
+    int64_t blocks = colCount / width, done = blocks * width;
     // A block of `lanes` columns from column `from`: the sums in registers.
     auto block = [&](ExprRef from, int64_t lanesCount) {
       int u = newVar(), k = newVar(), bv = newVar();
@@ -206,17 +213,19 @@ private:
       lanes.lanes = true;
       return lanes;
     };
-    if (blocks > 0) {
+    if (blocks == 1) {
+      body.push_back(block(colFrom, width));
+    } else if (blocks > 0) {
       int jb = newVar();
-      body.push_back(loop(jb, i64(blocks), {block(mul(idx(jb), i64(width)), width)}));
+      body.push_back(loop(jb, i64(blocks), {block(add(colFrom, mul(idx(jb), i64(width))), width)}));
     }
-    if (done < cols) // the columns left: one narrower block
-      body.push_back(block(i64(done), cols - done));
+    if (done < colCount) // the columns left: one narrower block
+      body.push_back(block(add(colFrom, i64(done)), colCount - done));
     int rr = newVar(), j3 = newVar();
-    ExprRef outAt = at(rowOf(idx(rr)), idx(j3));
+    ExprRef outAt = at(rowOf(idx(rr)), add(colFrom, idx(j3)));
     std::vector<Stmt> tail = epi_(outAt, loops::load(acc, outAt));
     if (!tail.empty())
-      body.push_back(loop(rr, distinctRows, {loop(j3, i64(cols), tail)}));
+      body.push_back(loop(rr, distinctRows, {loop(j3, i64(colCount), tail)}));
     return body;
   }
 
@@ -254,10 +263,29 @@ private:
         cols, init, a, b);
     std::vector<Stmt> parts{parallelLoop(g, groups, mul(rowCost, i64(kRows)), grouped)};
     ExprRef left = sub(count, whole);
-    if (!(left->kind == ExprKind::Const && left->i == 0)) {
+    if (left->kind == ExprKind::Const && left->i == 0)
+      return block(std::move(parts));
+    int64_t width = widthFor(1), full = cols / width, rest = cols - full * width;
+    if (full + (rest > 0) < 2) {
       std::vector<Stmt> single = productRows(
           1, [&](ExprRef) { return add(whole, idx(r)); }, i64(1), kExtent, cols, init, a, b);
       parts.push_back(parallelLoop(r, left, rowCost, single));
+      return block(std::move(parts));
+    }
+    // Wider rows: one parallel iteration per (row, block of columns), so
+    // that one image's wide layer splits across threads.
+    int rb = newVar();
+    ExprRef row = add(whole, div(idx(rb), i64(full)));
+    ExprRef from = mul(sub(idx(rb), mul(div(idx(rb), i64(full)), i64(full))), i64(width));
+    std::vector<Stmt> blocks = productRows(
+        1, [&](ExprRef) { return row; }, i64(1), kExtent, cols, init, a, b, from, width);
+    ExprRef blockCost = div(mul(rowCost, i64(width)), i64(cols));
+    parts.push_back(parallelLoop(rb, mul(left, i64(full)), blockCost, blocks));
+    if (rest > 0) {
+      std::vector<Stmt> last = productRows(
+          1, [&](ExprRef) { return add(whole, idx(r)); }, i64(1), kExtent, cols, init, a, b,
+          i64(full * width), rest);
+      parts.push_back(parallelLoop(r, left, div(mul(rowCost, i64(rest)), i64(cols)), last));
     }
     return block(std::move(parts));
   }

@@ -77,6 +77,17 @@ TEST_CASE("the JIT's predict agrees with the interpreter on the main example's M
   CHECK(jitVersusInterpreter(g, 1) < 2e-5);
 }
 
+TEST_CASE("the JIT's predict agrees with the interpreter on wide layers, one row or several") {
+  // 200 outputs: three blocks of 64 columns and one of 8 for the rows left
+  // over after the groups of 4 (each block its own parallel iteration), and
+  // 128: two blocks exactly
+  Graph g = inference("[40]", "x -> fc1: dense(200) -> relu -> fc2: dense(128) -> fc3: dense(3)");
+  for (int64_t n : {1, 2, 3, 4, 7, 9}) {
+    INFO("batch " << n);
+    CHECK(jitVersusInterpreter(g, n) < 2e-5);
+  }
+}
+
 TEST_CASE("the JIT agrees with the interpreter on every lowered op", "[threads]") {
   const char *bodies[] = {
       "x -> dense(7, bias=false) -> sigmoid -> dense(3)",
