@@ -122,6 +122,13 @@ std::string buffersOverCap(const std::string &model, int64_t batch, const std::s
          ")";
 }
 
+std::string buffersOverCapHint(const std::string &how) {
+  std::string hint = "a smaller batch (" + how + ") or fewer parameters need less";
+  if (std::string(memoryCapOrigin()) == "--max-memory")
+    hint += "; --max-memory SIZE allows more";
+  return hint;
+}
+
 Runner::Runner(std::vector<BufferSpec> buffers, int64_t arenaElements, int64_t capacity,
                StepFunction fn)
     : buffers_(std::move(buffers)), capacity_(capacity), fn_(fn) {

@@ -60,6 +60,10 @@ std::string buffersOverCap(const std::string &model, int64_t batch, const std::s
                            const std::vector<std::pair<std::string, uint64_t>> &parts,
                            uint64_t &total);
 
+/// The hint under buffersOverCap's refusal: what needs less memory (a
+/// smaller batch, set as `how`, e.g. "--batch N"; fewer parameters) or allows more
+/// (--max-memory, when it set the cap).
+std::string buffersOverCapHint(const std::string &how);
 /// A compiled step or prediction: `void f(float **buffers, int64_t N)`.
 using StepFunction = void (*)(float **buffers, int64_t batch);
 

@@ -152,7 +152,7 @@ int runMain(int argc, char **argv, const EmittedProgram &program) {
           runnerBytes(program.predictBuffers, program.predictArena, program.capacity)}},
         total);
     if (!problem.empty()) {
-      error(Culprit::None, problem, "");
+      error(Culprit::None, problem, buffersOverCapHint("compiled in: nnc --batch N --emit-cpp DIR"));
       return 1;
     }
     model.bufferBytes = total;

@@ -187,9 +187,12 @@ int trainDistributed(const Program &program, const RunOptions &options, Diag &di
   {
     MpiCollective comm;
     std::string error;
-    std::unique_ptr<Session> s = Session::create(program, program.data.batch, error, nullptr, true);
+    bool overCap = false;
+    std::unique_ptr<Session> s =
+        Session::create(program, program.data.batch, error, nullptr, true, &overCap);
     if (!s && comm.rank() == 0)
-      diag.error(program.model.loc, error);
+      diag.error(program.model.loc, error,
+                 overCap ? nnc_rt::buffersOverCapHint("--batch N") : "");
     std::vector<int> compiled = comm.gather(s != nullptr);
     bool everyone = true;
     for (int c : compiled)

@@ -109,7 +109,8 @@ nnc_rt::Model describeModel(const Program &program, const LoweredProgram &lowere
 }
 
 std::unique_ptr<Session> Session::create(const Program &program, int64_t capacity,
-                                         std::string &error, CodeCache *cache, bool halves) {
+                                         std::string &error, CodeCache *cache, bool halves,
+                                         bool *overCap) {
   using Clock = std::chrono::steady_clock;
   auto ms = [](Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
@@ -156,8 +157,11 @@ std::unique_ptr<Session> Session::create(const Program &program, int64_t capacit
   error = nnc_rt::buffersOverCap(
       program.model.name, capacity,
       nnc_rt::withThousands(program.model.paramCount()) + " parameters; ", parts, total);
-  if (!error.empty())
+  if (!error.empty()) {
+    if (overCap)
+      *overCap = true;
     return nullptr;
+  }
   s->lowered_ = std::move(*lowered);
   Clock::time_point lowered_at = Clock::now();
   s->report_.lowerMs = ms(start, lowered_at);

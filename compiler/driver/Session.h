@@ -54,10 +54,11 @@ public:
   /// compiles the step's two halves, grad_step and apply_update
   /// (buildGradStep, buildUpdateStep), for data-parallel training. Returns
   /// null and sets `error` when the program cannot be compiled (a message for
-  /// the user); a JIT failure is thrown as an internal error.
+  /// the user; `overCap`, if given, says whether it is the memory cap's
+  /// refusal); a JIT failure is thrown as an internal error.
   static std::unique_ptr<Session> create(const Program &program, int64_t capacity,
                                          std::string &error, CodeCache *cache = nullptr,
-                                         bool halves = false);
+                                         bool halves = false, bool *overCap = nullptr);
 
   const LoweredProgram &lowered() const { return lowered_; }
   nnc_rt::Session &state() { return *state_; }

@@ -47,9 +47,11 @@ int runCompiled(const Program &program, const RunOptions &options, Diag &diag,
                 int (*command)(nnc_rt::Session &, const nnc_rt::RunOptions &,
                                const nnc_rt::ErrorFn &)) {
   std::string error;
-  std::unique_ptr<Session> s = Session::create(program, program.data.batch, error);
+  bool overCap = false;
+  std::unique_ptr<Session> s =
+      Session::create(program, program.data.batch, error, nullptr, false, &overCap);
   if (!s) {
-    diag.error(program.model.loc, error);
+    diag.error(program.model.loc, error, overCap ? nnc_rt::buffersOverCapHint("--batch N") : "");
     return 1;
   }
   nnc_rt::RunOptions run = runtimeOptions(program, options);

@@ -837,9 +837,11 @@ private:
     }
     Diag diag = newDiag();
     std::string error;
-    compiled_ = Session::create(*program_, program_->data.batch, error, &code_);
+    bool overCap = false;
+    compiled_ = Session::create(*program_, program_->data.batch, error, &code_, false, &overCap);
     if (!compiled_) {
-      diag.error(program_->model.loc, error);
+      diag.error(program_->model.loc, error,
+                 overCap ? nnc_rt::buffersOverCapHint("`batch` in a data block") : "");
       return false;
     }
     compiles_.push_back(compiled_->report());

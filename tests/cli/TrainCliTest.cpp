@@ -391,6 +391,9 @@ TEST_CASE("the program of --emit-cpp builds with g++ alone and trains to nnc's b
   CHECK(capped.err.find("error: model 'Net' needs 4.64 MiB to run with batch 64 (the training "
                         "step's buffers 3.35 MiB, prediction's 1.29 MiB), more than the 1.00 "
                         "MiB nnc may use (--max-memory)") != std::string::npos);
+  CHECK(capped.err.find("= hint: a smaller batch (compiled in: nnc --batch N --emit-cpp DIR) or "
+                        "fewer parameters need less; --max-memory SIZE allows more") !=
+        std::string::npos);
   Run data = run(out + "/trainer", {"--train", "--max-memory", "5M", "--data", kSlice});
   CHECK(data.status == 1);
   CHECK(data.err.find("train-images-idx3-ubyte.gz: holds 1.50 MiB of data, more than the 365 "
