@@ -213,6 +213,10 @@ TEST_CASE("the JIT's train_step follows the interpreter for every op, loss and o
       {"[2, 8, 8]", "x -> conv2d(4, 3, padding=1) -> batchnorm -> relu -> avgpool2d([2, 3], "
                     "stride=1, padding=1) -> flatten -> dense(3)"},
       {"[2, 6, 6]", "x -> maxpool2d(2) -> conv2d(2, 1) -> flatten -> dense(3)"},
+      // bias gradients (channel_sum) of 5 channels (one sum at a time), 6 (in
+      // pairs) and 8 (four at once)
+      {"[2, 5, 5]", "x -> conv2d(5, 3) -> relu -> conv2d(6, 2) -> relu -> conv2d(8, 1) -> "
+                    "flatten -> dense(3)"},
       {"[12]", "add(x, randn(12)) -> dense(16) -> relu -> dropout(0.5) -> dense(3)"},
   };
   for (auto [input, body] : cases) {
