@@ -848,8 +848,10 @@ private:
   /// Every other pow stays a call of powf (pow(10, x) too: LLVM 14 does not
   /// use glibc's exp10f, nor pow(x, 0.5) → sqrt while powf may set errno).
   Code pow(const Expr &e) {
-    if (std::optional<Constant> c = fold(e))
-      return {floatLiteral(c->f) + " /* pow(" + expr(*e.a).text + ", " + expr(*e.b).text + ") */"};
+    if (std::optional<Constant> c = fold(e)) {
+      std::string a = expr(*e.a).text, b = expr(*e.b).text; // in this order
+      return {floatLiteral(c->f) + " /* pow(" + a + ", " + b + ") */"};
+    }
     // an operand LLVM knows (a constant, or a local set once to one)
     if (std::optional<Constant> known = fold(*e.a)) {
       float base = known->f;

@@ -347,8 +347,12 @@ private:
       return b_.CreateSelect(cond, y, z);
     }
     case ExprKind::SelectEq: {
-      llvm::Value *cond = b_.CreateICmpEQ(expr(*e.a), expr(*e.b));
-      return b_.CreateSelect(cond, expr(*e.c), expr(*e.d));
+      // one operand per statement: the order of the instructions is then
+      // ours, not the compiler's that built nnc
+      llvm::Value *a = expr(*e.a), *b = expr(*e.b);
+      llvm::Value *cond = b_.CreateICmpEQ(a, b);
+      llvm::Value *c = expr(*e.c), *d = expr(*e.d);
+      return b_.CreateSelect(cond, c, d);
     }
     case ExprKind::Random: {
       llvm::FunctionCallee rng = m_.getOrInsertFunction(
