@@ -186,29 +186,6 @@ int64_t Runner::elements(const std::string &name, int64_t n) const {
   return i < 0 ? 0 : buffers_[static_cast<size_t>(i)].elements(n);
 }
 
-void Runner::runOn(int64_t n,
-                   const std::vector<std::pair<const char *, const void *>> &inputs) {
-  std::vector<std::pair<size_t, void *>> own;
-  for (const auto &[name, p] : inputs) {
-    int i = find(name);
-    if (i < 0 || buffers_[static_cast<size_t>(i)].kind != BufferSpec::Kind::Input || !p)
-      throw std::logic_error(std::string("internal error: no input buffer ") + name);
-    own.push_back({static_cast<size_t>(i), pointers_[static_cast<size_t>(i)]});
-    pointers_[static_cast<size_t>(i)] = const_cast<void *>(p); // read, never written
-  }
-  auto restore = [&] {
-    for (const auto &[i, p] : own)
-      pointers_[i] = p;
-  };
-  try {
-    run(n);
-  } catch (...) {
-    restore();
-    throw;
-  }
-  restore();
-}
-
 void Runner::run(int64_t n) {
   if (n < 1 || n > capacity_)
     throw std::logic_error("internal error: batch of " + std::to_string(n) +

@@ -107,11 +107,6 @@ public:
   /// or state buffer and the output holding its next value trade places, so
   /// data(parameter) is the updated value.
   void run(int64_t n);
-  /// run(n) with the inputs named in `inputs` read from the memory given
-  /// (n examples each, of the buffer's type) instead of the runner's own
-  /// buffers: a batch already in memory runs without being copied. A
-  /// compiled function never writes its inputs.
-  void runOn(int64_t n, const std::vector<std::pair<const char *, const void *>> &inputs);
 
 private:
   int find(const std::string &name) const;

@@ -612,15 +612,9 @@ namespace {
 
 /// One training step on the batch of `n` examples in the step's input
 /// buffers: the step number set, run, counted. Returns the loss.
-/// One training step on the batch in the step's input buffers, or, given
-/// `batch`, on that batch where it is (not copied).
-double runStep(Runner &step, int64_t n, Progress &progress, const Batch *batch = nullptr,
-               const char *input = nullptr) {
+double runStep(Runner &step, int64_t n, Progress &progress) {
   step.data(kStepBuffer)[0] = static_cast<float>(progress.step + 1);
-  if (batch)
-    step.runOn(n, {{input, batch->images.data()}, {kLabelsBuffer, batch->labels.data()}});
-  else
-    step.run(n);
+  step.run(n);
   ++progress.step;
   return step.data(kLossBuffer)[0];
 }
@@ -1020,6 +1014,8 @@ int train(Session &session, const RunOptions &options, const ErrorFn &reportErro
                         static_cast<long long>(batch));
   }
   Runner &step = session.trainStep();
+  float *x = step.data(model.input);
+  int64_t *labels = step.labels(kLabelsBuffer);
   const float baseLr = static_cast<float>(options.lr ? *options.lr : model.baseLr);
   Runner &scalars = dp ? *dp->update : step;
   scalars.data(kStepsPerEpochBuffer)[0] = static_cast<float>(stepsPerEpoch);
@@ -1058,7 +1054,9 @@ int train(Session &session, const RunOptions &options, const ErrorFn &reportErro
         loss = split->run(*batch, n, progress, report.train);
         report.lr = dp->update->data(kLrBuffer)[0];
       } else {
-        loss = runStep(step, n, progress, batch, model.input.c_str());
+        std::memcpy(x, batch->images.data(), batch->images.size() * sizeof(float));
+        std::memcpy(labels, batch->labels.data(), batch->labels.size() * sizeof(int64_t));
+        loss = runStep(step, n, progress);
         report.lr = step.data(kLrBuffer)[0];
         report.train.lossSum += loss * static_cast<double>(n);
         countCorrect(step.data(model.logits), batch->labels.data(), n, model.classes,

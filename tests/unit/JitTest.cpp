@@ -15,7 +15,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <sstream>
@@ -159,44 +158,6 @@ TEST_CASE("prediction's cached transposed weights follow every change of the wei
     std::vector<float> after(runner.data(out), runner.data(out) + runner.elements(out, n));
     CHECK(before != after);
   }
-}
-
-TEST_CASE("runOn reads a batch where it lies, and leaves the runner's own input as it was") {
-  Graph g = inference("[6]", "x -> fc: dense(4) -> relu");
-  const int64_t n = 3;
-  loops::Function f = loops::lowerInference(g, 4);
-  std::string error;
-  std::unique_ptr<JIT> jit = JIT::create(error);
-  REQUIRE(jit);
-  CompiledFunction fn = jit->compile(f, error);
-  INFO(error);
-  REQUIRE(fn);
-  Runner runner(f, fn);
-  for (const auto &[name, t] : initialParams(g, 5)) {
-    float *p = runner.data(name);
-    for (size_t i = 0; i < t.size(); ++i)
-      p[i] = static_cast<float>(t[i]);
-  }
-  const std::string &input = g.values[0].name, out = g.value(g.outputs[0]).name;
-  float *own = runner.data(input);
-  std::vector<float> mine(static_cast<size_t>(n * 6)), other(mine.size());
-  for (size_t i = 0; i < mine.size(); ++i) {
-    mine[i] = nnc_rt::uniform01(5, 1, i) - 0.5f;
-    other[i] = nnc_rt::uniform01(5, 2, i) - 0.5f;
-  }
-  std::copy(other.begin(), other.end(), own);
-  runner.run(n);
-  std::vector<float> expected(runner.data(out), runner.data(out) + n * 4);
-  std::copy(mine.begin(), mine.end(), own);
-  runner.runOn(n, {{input.c_str(), other.data()}});
-  std::vector<float> got(runner.data(out), runner.data(out) + n * 4);
-  CHECK(got == expected); // computed from `other`, where it lies
-  CHECK(runner.data(input) == own);
-  CHECK(std::equal(mine.begin(), mine.end(), own)); // the runner's own input untouched
-  runner.run(n);
-  std::vector<float> again(runner.data(out), runner.data(out) + n * 4);
-  CHECK(again != expected); // and used again by run()
-  CHECK_THROWS_AS(runner.runOn(n, {{out.c_str(), other.data()}}), std::logic_error);
 }
 
 TEST_CASE("fusion: bias and activation run in the product's output loop") {
