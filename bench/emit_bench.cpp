@@ -9,8 +9,10 @@
 // function's statements) is also compiled by itself, by both backends, and
 // timed the same way: where the emitted step loses its time.
 //
+// With --predict, the function is predict (inference) instead.
+//
 //   emit_bench FILE [--threads T] [--batch B] [--reps R] [--rounds K]
-//                   [--groups] [--cxx CXX] [--flags "..."] [--work DIR] [--keep]
+//                   [--groups] [--predict] [--cxx CXX] [--flags "..."] [--work DIR] [--keep]
 //
 // --keep: the work directory's .cpp files that exist are compiled as they are
 // (edited by hand, to try a change).
@@ -55,7 +57,7 @@ struct Options {
   int threads = 1;
   int64_t batch = 64;
   int reps = 200, rounds = 11;
-  bool groups = false, keep = false;
+  bool groups = false, keep = false, predict = false;
 };
 
 int fail(const std::string &message) {
@@ -143,6 +145,8 @@ int main(int argc, char **argv) {
       o.rounds = std::atoi(next());
     else if (a == "--groups")
       o.groups = true;
+    else if (a == "--predict")
+      o.predict = true;
     else if (a == "--keep")
       o.keep = true;
     else if (a == "--cxx")
@@ -158,7 +162,7 @@ int main(int argc, char **argv) {
   }
   if (o.file.empty() || o.batch < 1 || o.reps < 1 || o.rounds < 1)
     return fail("usage: emit_bench FILE [--threads T] [--batch B] [--reps R] [--rounds K] "
-                "[--groups] [--cxx CXX] [--flags F] [--work DIR]");
+                "[--groups] [--predict] [--cxx CXX] [--flags F] [--work DIR]");
   if (o.work.empty()) {
     char dir[] = "/tmp/emit_bench.XXXXXX";
     if (!mkdtemp(dir))
@@ -186,7 +190,8 @@ int main(int argc, char **argv) {
   std::optional<LoweredProgram> lowered = lowerProgram(*program, o.batch, why);
   if (!lowered)
     return fail("cannot compile: " + why);
-  const loops::Function &step = lowered->trainStep;
+  const loops::Function &step = o.predict ? lowered->predict : lowered->trainStep;
+  const std::string name = o.predict ? "predict" : "train_step";
   int64_t classes = lowered->inference.value(lowered->inference.outputs[0]).shape.dims.back();
 
   // The functions to compare: the whole step, then (--groups) each group.
@@ -196,7 +201,7 @@ int main(int argc, char **argv) {
     Step jit = nullptr, emitted = nullptr;
   };
   std::vector<Case> cases;
-  cases.push_back({"train_step", "nnc_train_step", step});
+  cases.push_back({name, "nnc_" + name, step});
   if (o.groups && step.body.kind == loops::StmtKind::Block)
     for (size_t g = 0; g < step.body.body.size(); ++g) {
       loops::Function part = step;

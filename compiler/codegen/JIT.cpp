@@ -30,6 +30,9 @@
 #include <llvm/Target/TargetMachine.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <set>
 #include <thread>
@@ -816,6 +819,18 @@ CompiledCode JIT::compileTracked(const std::vector<const loops::Function *> &fs,
       return {};
     }
     lastIR_ += part.ir;
+  }
+  // For reading the machine code (objdump -d): NNC_JIT_OBJECTS=DIR writes
+  // each part's object file there, as DIR/nnc_jit_<call>_<part>.o.
+  if (const char *dir = std::getenv("NNC_JIT_OBJECTS")) {
+    static std::atomic<int> calls{0};
+    int call = ++calls;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      std::string path = std::string(dir) + "/nnc_jit_" + std::to_string(call) + "_" +
+                         std::to_string(i) + ".o";
+      std::ofstream(path, std::ios::binary)
+          .write(parts[i].object->getBufferStart(), static_cast<std::streamsize>(parts[i].object->getBufferSize()));
+    }
   }
   // The parts share one resource tracker, removed when the last handle to
   // it goes (also if linking fails half-way).

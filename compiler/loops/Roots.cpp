@@ -12,6 +12,7 @@
 
 #include "ops/Kernels.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -154,6 +155,11 @@ private:
   /// weight gradient) into 16 groups, even on 2 threads; six rows of 16
   /// would make 11, and GCC spills a sum of the emitted C++'s.
   static constexpr int64_t kRows = 4, kWidth = 24;
+  /// The longest innermost reduction loop of a convolution's tile written
+  /// out step by step (tiles()): kernels up to 5 wide.
+  static constexpr int64_t kUnrollKernel = 5;
+  /// The lanes of one AVX2 vector of floats.
+  static constexpr int64_t kLanes = 8;
   /// The columns of a block of `rows` rows.
   static int64_t widthFor(int64_t rows) { return rows == kRows ? kWidth : kRegisters / rows; }
 
@@ -444,6 +450,9 @@ private:
   using Indices = std::vector<ExprRef>;
   struct Tile {
     int64_t rows = kRows;
+    /// The sums start from init alone (not from what store wrote): a block
+    /// may then overlap the one before it (see tiles()).
+    bool fresh = false;
     std::vector<ExprRef> kExtents; ///< the reduction's nested loops, outermost first
     std::function<ExprRef(int64_t, ExprRef)> init;          ///< (row, column)
     std::function<ExprRef(int64_t, const Indices &)> a;     ///< (row, k): one value per row
@@ -470,13 +479,36 @@ private:
         as.push_back(newVar());
         lanesBody.push_back(local(sums.back(), t.init(r, col)));
       }
-      kBody.push_back(local(bv, t.b(k, col)));
-      for (size_t r = 0; r < sums.size(); ++r) { // as in productRows
-        kBody.push_back(local(as[r], t.a(static_cast<int64_t>(r), k)));
-        kBody.push_back(assign(sums[r], fma(scalar(as[r]), scalar(bv), scalar(sums[r]))));
+      // one step of k: b's vector, then each row's value of a next to its
+      // fmas (as in productRows)
+      auto step = [&](const Indices &at, int b, const std::vector<int> &a) {
+        kBody.push_back(local(b, t.b(at, col)));
+        for (size_t r = 0; r < sums.size(); ++r) {
+          kBody.push_back(local(a[r], t.a(static_cast<int64_t>(r), at)));
+          kBody.push_back(assign(sums[r], fma(scalar(a[r]), scalar(b), scalar(sums[r]))));
+        }
+      };
+      // A short innermost loop (a kernel row of 3) is written out, its
+      // steps in order: the loop's own counting and branch cost as much as
+      // a step's loads, and the JIT does not unroll.
+      size_t loopsLeft = kv.size();
+      const ExprRef &inner = t.kExtents.back();
+      if (kv.size() > 1 && inner->kind == ExprKind::Const && inner->type == Type::I64 &&
+          inner->i <= kUnrollKernel) {
+        --loopsLeft;
+        for (int64_t s = 0; s < inner->i; ++s) {
+          Indices at = k;
+          at.back() = i64(s);
+          std::vector<int> a;
+          for (size_t r = 0; r < sums.size(); ++r)
+            a.push_back(s == 0 ? as[r] : newVar());
+          step(at, s == 0 ? bv : newVar(), a);
+        }
+      } else {
+        step(k, bv, as);
       }
       Stmt nest = loops::block({});
-      for (size_t d = kv.size(); d-- > 0;) {
+      for (size_t d = loopsLeft; d-- > 0;) {
         nest = loop(kv[d], t.kExtents[d], std::move(kBody));
         kBody = {nest};
       }
@@ -492,7 +524,15 @@ private:
       int jb = newVar();
       body.push_back(loop(jb, i64(blocks), {block(mul(idx(jb), i64(width)), width)}));
     }
-    if (done < cols)
+    // The columns left: a narrower block, or, when they need more than one
+    // vector per row (21 columns are vectors of 16, 4 and 1 lanes, whose
+    // sums no longer fit in the registers) and the sums are fresh, a whole
+    // block ending at the last column. The columns it shares with the block
+    // before are computed again, the same sums in the same order, and
+    // stored again with the same values.
+    if (done < cols && t.fresh && blocks > 0 && cols - done > kLanes)
+      body.push_back(block(i64(cols - width), width));
+    else if (done < cols)
       body.push_back(block(i64(done), cols - done));
     return body;
   }
@@ -547,6 +587,7 @@ private:
     Tile t;
     t.kExtents = {i64(c), i64(g.kh), i64(g.kw)};
     t.init = [&](int64_t r, ExprRef) { return bias ? load(2, f(r)) : f32(0); };
+    t.fresh = true;
     t.a = [&](int64_t r, const Indices &k) {
       return load(1, add(mul(add(mul(add(mul(f(r), i64(c)), k[0]), i64(g.kh)), k[1]), i64(g.kw)), k[2]));
     };
@@ -599,6 +640,7 @@ private:
     Tile t;
     t.kExtents = {i64(oc), i64(g.kh), i64(g.kw)};
     t.init = [](int64_t, ExprRef) { return f32(0); };
+    t.fresh = true;
     t.a = [&](int64_t r, const Indices &k) {
       ExprRef p = sub(i64(g.kh - 1), k[1]), q = sub(i64(g.kw - 1), k[2]);
       return load(1, add(mul(add(mul(add(mul(k[0], i64(c)), ch(r)), i64(g.kh)), p), i64(g.kw)), q));
@@ -636,6 +678,8 @@ private:
     int64_t oc = dys.dims[1], oh = dys.dims[2], ow = dys.dims[3];
     kernels::Geometry g = kernels::geometry(n_.attrs);
     int64_t hp = h + 2 * g.ph, wp = w + 2 * g.pw, taps = g.kh * g.kw, rowsAll = c * taps;
+    if (rowsAll < oc)
+      return convGradWeightByTaps();
     std::vector<Stmt> parts;
     // dy transposed, and x padded when there is padding
     int dyT = c_.scratch(n_.layer + ".dy_T", oh * ow * oc, true);
@@ -696,6 +740,93 @@ private:
     if (!tail.empty())
       chunk.push_back(loop(rr, rowCount, {loop(ff, i64(oc), tail)}));
     parts.push_back(parallelLoop(ck, i64(chunks), mul(batch(), i64(perChunk * kRows * oc * oh * ow)),
+                                 chunk));
+    return block(std::move(parts));
+  }
+
+  /// conv2d_grad_weight with unit stride and fewer (input channel, kernel
+  /// row, kernel column) taps than output channels (a first layer: one
+  /// input channel, 9 taps, 32 channels): the product the other way round,
+  /// rows = output channels (dy read where it lies), columns = taps, k =
+  /// (example, output row, output column), the same order. What is packed
+  /// is then the smaller operand: x's windows, one row of taps per output
+  /// position ([N, oh, ow, taps], from a padded copy when there is padding)
+  /// instead of dy transposed ([N, oh, ow, oc]). The rows are split into
+  /// chunks run in parallel as in convGradWeightTiled().
+  Stmt convGradWeightByTaps() {
+    const Shape &dys = shapeOf(0), &xs = shapeOf(1);
+    int64_t c = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
+    int64_t oc = dys.dims[1], oh = dys.dims[2], ow = dys.dims[3];
+    kernels::Geometry g = kernels::geometry(n_.attrs);
+    int64_t hp = h + 2 * g.ph, wp = w + 2 * g.pw, taps = g.kh * g.kw, cols = c * taps;
+    std::vector<Stmt> parts;
+    // per example: x padded (when there is padding), then its windows
+    int b0 = newVar();
+    std::vector<Stmt> pack;
+    std::function<ExprRef(ExprRef)> xAt = [&](ExprRef at) { return load(1, at); };
+    if (g.ph > 0 || g.pw > 0) {
+      int xp = c_.scratch(n_.layer + ".padded", c * hp * wp, true);
+      int ch = newVar();
+      pack.push_back(loop(ch, i64(c),
+                          padPlane([&](ExprRef at) { return load(1, at); },
+                                   mul(add(mul(idx(b0), i64(c)), idx(ch)), i64(h * w)), xp,
+                                   mul(add(mul(idx(b0), i64(c)), idx(ch)), i64(hp * wp)), h, w,
+                                   g.ph, g.pw)));
+      xAt = [xp](ExprRef at) { return loops::load(xp, at); };
+    }
+    int windows = c_.scratch(n_.layer + ".windows", oh * ow * cols, true);
+    int i0 = newVar(), j0 = newVar(), ch0 = newVar(), p0 = newVar(), q0 = newVar();
+    ExprRef to = add(mul(add(mul(add(mul(idx(b0), i64(oh)), idx(i0)), i64(ow)), idx(j0)), i64(cols)),
+                     add(mul(add(mul(idx(ch0), i64(g.kh)), idx(p0)), i64(g.kw)), idx(q0)));
+    ExprRef from = add(mul(add(mul(add(mul(idx(b0), i64(c)), idx(ch0)), i64(hp)),
+                               add(idx(i0), idx(p0))),
+                           i64(wp)),
+                       add(idx(j0), idx(q0)));
+    pack.push_back(loop(
+        i0, i64(oh),
+        {loop(j0, i64(ow),
+              {loop(ch0, i64(c),
+                    {loop(p0, i64(g.kh), {loop(q0, i64(g.kw), {store(windows, to, xAt(from))})})})})}));
+    parts.push_back(parallelLoop(b0, batch(), i64(oh * ow * cols + c * hp * wp), pack));
+
+    int acc = c_.scratch(n_.layer + ".dw_sums", oc * cols, false);
+    int64_t pairs = (oc + kRows - 1) / kRows;
+    // each chunk reads every example's windows: chunks of at least two
+    // groups of rows halve those reads
+    int64_t perChunk = std::max<int64_t>(2, (pairs + 3) / 4);
+    int64_t chunks = (pairs + perChunk - 1) / perChunk;
+    int ck = newVar(), b = newVar(), pp = newVar();
+    ExprRef firstPair = mul(idx(ck), i64(perChunk));
+    ExprRef pairCount = min(i64(perChunk), sub(i64(pairs), firstPair));
+    ExprRef pair = add(firstPair, idx(pp));
+    ExprRef lastRow = i64(oc - 1);
+    auto f = [&](int64_t r) { return min(add(mul(pair, i64(kRows)), i64(r)), lastRow); };
+    Tile t;
+    t.kExtents = {i64(oh), i64(ow)};
+    t.init = [&](int64_t r, ExprRef col) { return loops::load(acc, add(mul(f(r), i64(cols)), col)); };
+    t.a = [&](int64_t r, const Indices &k) {
+      return load(0, add(mul(add(mul(add(mul(idx(b), i64(oc)), f(r)), i64(oh)), k[0]), i64(ow)), k[1]));
+    };
+    t.b = [&](const Indices &k, ExprRef col) {
+      return loops::load(windows,
+                         add(mul(add(mul(add(mul(idx(b), i64(oh)), k[0]), i64(ow)), k[1]), i64(cols)), col));
+    };
+    t.store = [&](int64_t r, ExprRef col, ExprRef v) {
+      return store(acc, add(mul(f(r), i64(cols)), col), v);
+    };
+    // the chunk's rows: zeros, then every example in order, then the epilogue
+    ExprRef rowFrom = mul(firstPair, i64(kRows));
+    ExprRef rowCount = min(mul(pairCount, i64(kRows)), sub(i64(oc), rowFrom));
+    int z = newVar(), rr = newVar(), m = newVar();
+    std::vector<Stmt> chunk{
+        loop(z, mul(rowCount, i64(cols)), {store(acc, add(mul(rowFrom, i64(cols)), idx(z)), f32(0))}),
+        loop(b, batch(), {loop(pp, pairCount, tiles(t, cols))})};
+    // the weight's layout [oc, c, kh, kw] is the sums' [oc, taps]
+    ExprRef at = add(mul(add(rowFrom, idx(rr)), i64(cols)), idx(m));
+    std::vector<Stmt> tail = epi_(at, loops::load(acc, at));
+    if (!tail.empty())
+      chunk.push_back(loop(rr, rowCount, {loop(m, i64(cols), tail)}));
+    parts.push_back(parallelLoop(ck, i64(chunks), mul(batch(), i64(perChunk * kRows * cols * oh * ow)),
                                  chunk));
     return block(std::move(parts));
   }

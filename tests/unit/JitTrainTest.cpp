@@ -217,6 +217,10 @@ TEST_CASE("the JIT's train_step follows the interpreter for every op, loss and o
       // pairs) and 8 (four at once)
       {"[2, 5, 5]", "x -> conv2d(5, 3) -> relu -> conv2d(6, 2) -> relu -> conv2d(8, 1) -> "
                     "flatten -> dense(3)"},
+      // weight gradients with fewer taps than output channels (rows =
+      // channels, columns = taps): padded, a partial group of 4 channels
+      {"[1, 7, 9]", "x -> conv2d(10, 3, padding=1) -> relu -> conv2d(7, [1, 2], padding=[0, 1]) -> "
+                    "conv2d(9, 1) -> flatten -> dense(3)"},
       {"[12]", "add(x, randn(12)) -> dense(16) -> relu -> dropout(0.5) -> dense(3)"},
   };
   for (auto [input, body] : cases) {
