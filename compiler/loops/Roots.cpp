@@ -664,14 +664,71 @@ private:
     return parallelLoop(b, batch(), i64(pairs * kRows * cols * oc * g.kh * g.kw), body);
   }
 
+  /// Input k (an image batch, c × h × w per example) as the loops of
+  /// example b0 read it: itself, or, with padding, a zero-padded copy made
+  /// by a loop appended to `pack`.
+  std::function<ExprRef(ExprRef)> paddedInput(size_t k, int b0, int64_t c, int64_t h, int64_t w,
+                                              const kernels::Geometry &g, std::vector<Stmt> &pack) {
+    if (g.ph == 0 && g.pw == 0)
+      return [this, k](ExprRef at) { return load(k, at); };
+    int64_t hp = h + 2 * g.ph, wp = w + 2 * g.pw;
+    int xp = c_.scratch(n_.layer + ".padded", c * hp * wp, true);
+    int ch = newVar();
+    pack.push_back(loop(ch, i64(c),
+                        padPlane([&](ExprRef at) { return load(k, at); },
+                                 mul(add(mul(idx(b0), i64(c)), idx(ch)), i64(h * w)), xp,
+                                 mul(add(mul(idx(b0), i64(c)), idx(ch)), i64(hp * wp)), h, w, g.ph,
+                                 g.pw)));
+    return [xp](ExprRef at) { return loops::load(xp, at); };
+  }
+
+  /// A weight gradient as `rows` × `cols` sums over (example, output row,
+  /// output column) (kExtents {oh, ow}): groups of kRows rows split into
+  /// chunks of `perChunk` groups run in parallel, each chunk's sums kept in
+  /// a scratch matrix between examples (reloaded and stored back, which
+  /// changes no sum's order) so that one example's operands stay in cache
+  /// while all the chunk's rows use them; then each sum to the epilogue at
+  /// weightAt(row, col). `operands` sets the tile's a and b for example b,
+  /// row(r) being the tile's r-th row.
+  using RowOf = std::function<ExprRef(int64_t)>;
+  Stmt chunkedSums(int64_t rows, int64_t cols, int64_t perChunk, int64_t oh, int64_t ow,
+                   const std::function<void(Tile &, int b, const RowOf &row)> &operands,
+                   const std::function<ExprRef(ExprRef, ExprRef)> &weightAt) {
+    int acc = c_.scratch(n_.layer + ".dw_sums", rows * cols, false);
+    int64_t pairs = (rows + kRows - 1) / kRows, chunks = (pairs + perChunk - 1) / perChunk;
+    int ck = newVar(), b = newVar(), pp = newVar();
+    ExprRef firstPair = mul(idx(ck), i64(perChunk));
+    ExprRef pairCount = min(i64(perChunk), sub(i64(pairs), firstPair));
+    ExprRef pair = add(firstPair, idx(pp));
+    ExprRef lastRow = i64(rows - 1);
+    RowOf row = [&](int64_t r) { return min(add(mul(pair, i64(kRows)), i64(r)), lastRow); };
+    Tile t;
+    t.kExtents = {i64(oh), i64(ow)};
+    t.init = [&](int64_t r, ExprRef col) { return loops::load(acc, add(mul(row(r), i64(cols)), col)); };
+    operands(t, b, row);
+    t.store = [&](int64_t r, ExprRef col, ExprRef v) {
+      return store(acc, add(mul(row(r), i64(cols)), col), v);
+    };
+    // the chunk's rows: zeros, then every example in order, then the epilogue
+    ExprRef rowFrom = mul(firstPair, i64(kRows));
+    ExprRef rowCount = min(mul(pairCount, i64(kRows)), sub(i64(rows), rowFrom));
+    int z = newVar(), rr = newVar(), j = newVar();
+    std::vector<Stmt> chunk{
+        loop(z, mul(rowCount, i64(cols)), {store(acc, add(mul(rowFrom, i64(cols)), idx(z)), f32(0))}),
+        loop(b, batch(), {loop(pp, pairCount, tiles(t, cols))})};
+    ExprRef r = add(rowFrom, idx(rr));
+    std::vector<Stmt> tail =
+        epi_(weightAt(r, idx(j)), loops::load(acc, add(mul(r, i64(cols)), idx(j))));
+    if (!tail.empty())
+      chunk.push_back(loop(rr, rowCount, {loop(j, i64(cols), tail)}));
+    return parallelLoop(ck, i64(chunks), mul(batch(), i64(perChunk * kRows * cols * oh * ow)), chunk);
+  }
+
   /// conv2d_grad_weight with unit stride: rows = (input channel, kernel
   /// row, kernel column), columns = output channels, k = (example, output
   /// row, output column) in the order of convGradWeight(). dy is first
   /// transposed to [N, oh, ow, oc] so that output channels are contiguous;
-  /// the rows are split into chunks run in parallel, each chunk's sums
-  /// kept in a scratch matrix between examples (reloaded and stored back,
-  /// which changes no sum's order) so that one example's dy and x stay in
-  /// cache while all the chunk's rows use them.
+  /// the rows in parallel chunks (chunkedSums).
   Stmt convGradWeightTiled() {
     const Shape &dys = shapeOf(0), &xs = shapeOf(1);
     int64_t c = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
@@ -689,58 +746,25 @@ private:
         {loop(f0, i64(oc),
               {store(dyT, add(mul(add(mul(idx(b0), i64(oh * ow)), idx(e0)), i64(oc)), idx(f0)),
                      load(0, add(mul(add(mul(idx(b0), i64(oc)), idx(f0)), i64(oh * ow)), idx(e0))))})})};
-    std::function<ExprRef(ExprRef)> xAt = [&](ExprRef at) { return load(1, at); };
-    if (g.ph > 0 || g.pw > 0) {
-      int xp = c_.scratch(n_.layer + ".padded", c * hp * wp, true);
-      int ch = newVar();
-      pack.push_back(loop(ch, i64(c),
-                          padPlane([&](ExprRef at) { return load(1, at); },
-                                   mul(add(mul(idx(b0), i64(c)), idx(ch)), i64(h * w)), xp,
-                                   mul(add(mul(idx(b0), i64(c)), idx(ch)), i64(hp * wp)), h, w,
-                                   g.ph, g.pw)));
-      xAt = [xp](ExprRef at) { return loops::load(xp, at); };
-    }
+    std::function<ExprRef(ExprRef)> xAt = paddedInput(1, b0, c, h, w, g, pack);
     parts.push_back(parallelLoop(b0, batch(), i64(oh * ow * oc + c * hp * wp), pack));
 
-    int acc = c_.scratch(n_.layer + ".dw_sums", rowsAll * oc, false);
     int64_t pairs = (rowsAll + kRows - 1) / kRows;
-    int64_t perChunk = (pairs + 7) / 8, chunks = (pairs + perChunk - 1) / perChunk;
-    int ck = newVar(), b = newVar(), pp = newVar();
-    ExprRef firstPair = mul(idx(ck), i64(perChunk));
-    ExprRef pairCount = min(i64(perChunk), sub(i64(pairs), firstPair));
-    ExprRef pair = add(firstPair, idx(pp));
-    ExprRef lastRow = i64(rowsAll - 1);
-    auto m = [&](int64_t r) { return min(add(mul(pair, i64(kRows)), i64(r)), lastRow); };
-    Tile t;
-    t.kExtents = {i64(oh), i64(ow)};
-    t.init = [&](int64_t r, ExprRef col) { return loops::load(acc, add(mul(m(r), i64(oc)), col)); };
-    t.a = [&](int64_t r, const Indices &k) {
-      ExprRef ch = div(m(r), i64(taps));
-      ExprRef p = binary(BinaryOp::Sub, div(m(r), i64(g.kw)), mul(div(m(r), i64(taps)), i64(g.kh)));
-      ExprRef q = sub(m(r), mul(div(m(r), i64(g.kw)), i64(g.kw)));
-      ExprRef plane = mul(add(mul(idx(b), i64(c)), ch), i64(hp * wp));
-      return xAt(add(plane, add(mul(add(k[0], p), i64(wp)), add(k[1], q))));
+    auto operands = [&](Tile &t, int b, const RowOf &m) {
+      t.a = [&, b](int64_t r, const Indices &k) {
+        ExprRef ch = div(m(r), i64(taps));
+        ExprRef p = binary(BinaryOp::Sub, div(m(r), i64(g.kw)), mul(div(m(r), i64(taps)), i64(g.kh)));
+        ExprRef q = sub(m(r), mul(div(m(r), i64(g.kw)), i64(g.kw)));
+        ExprRef plane = mul(add(mul(idx(b), i64(c)), ch), i64(hp * wp));
+        return xAt(add(plane, add(mul(add(k[0], p), i64(wp)), add(k[1], q))));
+      };
+      t.b = [&, b](const Indices &k, ExprRef col) {
+        return loops::load(dyT, add(mul(add(mul(add(mul(idx(b), i64(oh)), k[0]), i64(ow)), k[1]), i64(oc)), col));
+      };
     };
-    t.b = [&](const Indices &k, ExprRef col) {
-      return loops::load(dyT, add(mul(add(mul(add(mul(idx(b), i64(oh)), k[0]), i64(ow)), k[1]), i64(oc)), col));
-    };
-    t.store = [&](int64_t r, ExprRef col, ExprRef v) {
-      return store(acc, add(mul(m(r), i64(oc)), col), v);
-    };
-    // the chunk's rows: zeros, then every example in order, then the epilogue
-    ExprRef rowFrom = mul(firstPair, i64(kRows));
-    ExprRef rowCount = min(mul(pairCount, i64(kRows)), sub(i64(rowsAll), rowFrom));
-    int z = newVar(), rr = newVar(), ff = newVar();
-    std::vector<Stmt> chunk{
-        loop(z, mul(rowCount, i64(oc)), {store(acc, add(mul(rowFrom, i64(oc)), idx(z)), f32(0))}),
-        loop(b, batch(), {loop(pp, pairCount, tiles(t, oc))})};
-    ExprRef row = add(rowFrom, idx(rr));
-    std::vector<Stmt> tail =
-        epi_(add(mul(idx(ff), i64(rowsAll)), row), loops::load(acc, add(mul(row, i64(oc)), idx(ff))));
-    if (!tail.empty())
-      chunk.push_back(loop(rr, rowCount, {loop(ff, i64(oc), tail)}));
-    parts.push_back(parallelLoop(ck, i64(chunks), mul(batch(), i64(perChunk * kRows * oc * oh * ow)),
-                                 chunk));
+    // the weight's layout [oc, c, kh, kw]: column f, row (c, kh, kw)
+    parts.push_back(chunkedSums(rowsAll, oc, (pairs + 7) / 8, oh, ow, operands,
+                                [&](ExprRef row, ExprRef f) { return add(mul(f, i64(rowsAll)), row); }));
     return block(std::move(parts));
   }
 
@@ -751,8 +775,7 @@ private:
   /// (example, output row, output column), the same order. What is packed
   /// is then the smaller operand: x's windows, one row of taps per output
   /// position ([N, oh, ow, taps], from a padded copy when there is padding)
-  /// instead of dy transposed ([N, oh, ow, oc]). The rows are split into
-  /// chunks run in parallel as in convGradWeightTiled().
+  /// instead of dy transposed ([N, oh, ow, oc]).
   Stmt convGradWeightByTaps() {
     const Shape &dys = shapeOf(0), &xs = shapeOf(1);
     int64_t c = xs.dims[1], h = xs.dims[2], w = xs.dims[3];
@@ -763,17 +786,7 @@ private:
     // per example: x padded (when there is padding), then its windows
     int b0 = newVar();
     std::vector<Stmt> pack;
-    std::function<ExprRef(ExprRef)> xAt = [&](ExprRef at) { return load(1, at); };
-    if (g.ph > 0 || g.pw > 0) {
-      int xp = c_.scratch(n_.layer + ".padded", c * hp * wp, true);
-      int ch = newVar();
-      pack.push_back(loop(ch, i64(c),
-                          padPlane([&](ExprRef at) { return load(1, at); },
-                                   mul(add(mul(idx(b0), i64(c)), idx(ch)), i64(h * w)), xp,
-                                   mul(add(mul(idx(b0), i64(c)), idx(ch)), i64(hp * wp)), h, w,
-                                   g.ph, g.pw)));
-      xAt = [xp](ExprRef at) { return loops::load(xp, at); };
-    }
+    std::function<ExprRef(ExprRef)> xAt = paddedInput(1, b0, c, h, w, g, pack);
     int windows = c_.scratch(n_.layer + ".windows", oh * ow * cols, true);
     int i0 = newVar(), j0 = newVar(), ch0 = newVar(), p0 = newVar(), q0 = newVar();
     ExprRef to = add(mul(add(mul(add(mul(idx(b0), i64(oh)), idx(i0)), i64(ow)), idx(j0)), i64(cols)),
@@ -789,45 +802,21 @@ private:
                     {loop(p0, i64(g.kh), {loop(q0, i64(g.kw), {store(windows, to, xAt(from))})})})})}));
     parts.push_back(parallelLoop(b0, batch(), i64(oh * ow * cols + c * hp * wp), pack));
 
-    int acc = c_.scratch(n_.layer + ".dw_sums", oc * cols, false);
-    int64_t pairs = (oc + kRows - 1) / kRows;
+    auto operands = [&](Tile &t, int b, const RowOf &f) {
+      t.a = [&, b](int64_t r, const Indices &k) {
+        return load(0, add(mul(add(mul(add(mul(idx(b), i64(oc)), f(r)), i64(oh)), k[0]), i64(ow)), k[1]));
+      };
+      t.b = [&, b](const Indices &k, ExprRef col) {
+        return loops::load(windows,
+                           add(mul(add(mul(add(mul(idx(b), i64(oh)), k[0]), i64(ow)), k[1]), i64(cols)), col));
+      };
+    };
     // each chunk reads every example's windows: chunks of at least two
-    // groups of rows halve those reads
-    int64_t perChunk = std::max<int64_t>(2, (pairs + 3) / 4);
-    int64_t chunks = (pairs + perChunk - 1) / perChunk;
-    int ck = newVar(), b = newVar(), pp = newVar();
-    ExprRef firstPair = mul(idx(ck), i64(perChunk));
-    ExprRef pairCount = min(i64(perChunk), sub(i64(pairs), firstPair));
-    ExprRef pair = add(firstPair, idx(pp));
-    ExprRef lastRow = i64(oc - 1);
-    auto f = [&](int64_t r) { return min(add(mul(pair, i64(kRows)), i64(r)), lastRow); };
-    Tile t;
-    t.kExtents = {i64(oh), i64(ow)};
-    t.init = [&](int64_t r, ExprRef col) { return loops::load(acc, add(mul(f(r), i64(cols)), col)); };
-    t.a = [&](int64_t r, const Indices &k) {
-      return load(0, add(mul(add(mul(add(mul(idx(b), i64(oc)), f(r)), i64(oh)), k[0]), i64(ow)), k[1]));
-    };
-    t.b = [&](const Indices &k, ExprRef col) {
-      return loops::load(windows,
-                         add(mul(add(mul(add(mul(idx(b), i64(oh)), k[0]), i64(ow)), k[1]), i64(cols)), col));
-    };
-    t.store = [&](int64_t r, ExprRef col, ExprRef v) {
-      return store(acc, add(mul(f(r), i64(cols)), col), v);
-    };
-    // the chunk's rows: zeros, then every example in order, then the epilogue
-    ExprRef rowFrom = mul(firstPair, i64(kRows));
-    ExprRef rowCount = min(mul(pairCount, i64(kRows)), sub(i64(oc), rowFrom));
-    int z = newVar(), rr = newVar(), m = newVar();
-    std::vector<Stmt> chunk{
-        loop(z, mul(rowCount, i64(cols)), {store(acc, add(mul(rowFrom, i64(cols)), idx(z)), f32(0))}),
-        loop(b, batch(), {loop(pp, pairCount, tiles(t, cols))})};
-    // the weight's layout [oc, c, kh, kw] is the sums' [oc, taps]
-    ExprRef at = add(mul(add(rowFrom, idx(rr)), i64(cols)), idx(m));
-    std::vector<Stmt> tail = epi_(at, loops::load(acc, at));
-    if (!tail.empty())
-      chunk.push_back(loop(rr, rowCount, {loop(m, i64(cols), tail)}));
-    parts.push_back(parallelLoop(ck, i64(chunks), mul(batch(), i64(perChunk * kRows * cols * oh * ow)),
-                                 chunk));
+    // groups of rows halve those reads. The weight's layout [oc, c, kh, kw]
+    // is the sums' [oc, taps].
+    int64_t pairs = (oc + kRows - 1) / kRows;
+    parts.push_back(chunkedSums(oc, cols, std::max<int64_t>(2, (pairs + 3) / 4), oh, ow, operands,
+                                [&](ExprRef f, ExprRef m) { return add(mul(f, i64(cols)), m); }));
     return block(std::move(parts));
   }
 
