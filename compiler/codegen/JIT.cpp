@@ -25,6 +25,7 @@
 #include <llvm/Transforms/Scalar/SimplifyCFG.h>
 #include <llvm/Transforms/Vectorize/LoopVectorize.h>
 #include <llvm/ExecutionEngine/Orc/CompileUtils.h>
+#include <llvm/Support/CommandLine.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
@@ -34,6 +35,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <set>
 #include <thread>
 
@@ -371,6 +373,18 @@ private:
     return c && c->getSExtValue() == value;
   }
 
+  /// A loop of 8 to 15 iterations (a constant) with no loop inside.
+  static bool shortInnermost(const Stmt &s) {
+    if (!s.extent || s.extent->kind != ExprKind::Const || s.extent->i < 8 || s.extent->i >= 16)
+      return false;
+    return !hasLoop(s.body);
+  }
+  static bool hasLoop(const std::vector<Stmt> &body) {
+    for (const Stmt &b : body)
+      if (b.kind == StmtKind::For || (b.kind == StmtKind::Block && hasLoop(b.body)))
+        return true;
+    return false;
+  }
   /// for (index = from; index < to; ++index) body, emitted in the form
   /// LLVM's loop passes want (what loop rotation and induction-variable
   /// simplification would make of the loop as written, without their
@@ -400,7 +414,16 @@ private:
     // time for no measurable gain.
     llvm::Metadata *once[] = {llvm::MDString::get(ctx_, "llvm.loop.interleave.count"),
                               llvm::ConstantAsMetadata::get(b_.getInt32(1))};
-    llvm::MDNode *loopId = llvm::MDNode::getDistinct(ctx_, {nullptr, llvm::MDNode::get(ctx_, once)});
+    std::vector<llvm::Metadata *> hints{nullptr, llvm::MDNode::get(ctx_, once)};
+    // A short innermost loop (8 to 15 iterations: a pooled row of 13
+    // windows) is one LLVM's vectorizer passes over unless told to look
+    // (it wants 16): told, it still chooses the width by its cost model.
+    if (shortInnermost(s)) {
+      llvm::Metadata *look[] = {llvm::MDString::get(ctx_, "llvm.loop.vectorize.enable"),
+                                llvm::ConstantAsMetadata::get(b_.getTrue())};
+      hints.push_back(llvm::MDNode::get(ctx_, look));
+    }
+    llvm::MDNode *loopId = llvm::MDNode::getDistinct(ctx_, hints);
     loopId->replaceOperandWith(0, loopId);
     latch->setMetadata(llvm::LLVMContext::MD_loop, loopId);
     b_.SetInsertPoint(done);
@@ -623,6 +646,18 @@ JIT::~JIT() = default;
 
 std::unique_ptr<JIT> JIT::create(std::string &error) {
   static bool initialized = [] {
+    // For developers: NNC_LLVM_ARGS="-pass-remarks=loop-vectorize ..." (LLVM's
+    // own options, e.g. what its vectorizer did and why not)
+    if (const char *text = std::getenv("NNC_LLVM_ARGS")) {
+      static std::vector<std::string> words{"nnc"};
+      std::istringstream in(text);
+      for (std::string word; in >> word;)
+        words.push_back(word);
+      static std::vector<const char *> argv;
+      for (const std::string &word : words)
+        argv.push_back(word.c_str());
+      llvm::cl::ParseCommandLineOptions(static_cast<int>(argv.size()), argv.data());
+    }
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
     return true;
