@@ -6,6 +6,8 @@
 #   scripts/fuzz.sh BUILD TARGET SECONDS [LIBFUZZER ARGS…]
 #       fuzz TARGET (source, idx, safetensors or repl) for SECONDS; the corpus
 #       grows in BUILD/fuzz/corpus/TARGET, crashes land in BUILD/fuzz/crashes/
+#       (idx and safetensors write each input to a file under $TMPDIR: put it on
+#       a tmpfs, e.g. TMPDIR=/dev/shm, or they mostly wait for the disk)
 #   scripts/fuzz.sh --once BUILD TARGET
 #       run TARGET once over its seeds and tests/fuzz/regressions/TARGET/
 #       (what the suite's fuzz.* tests do)
