@@ -9,6 +9,8 @@
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/IR/DiagnosticInfo.h>
+#include <llvm/IR/DiagnosticPrinter.h>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/LLVMContext.h>
@@ -793,6 +795,22 @@ CompiledCode JIT::compileTracked(const std::vector<const loops::Function *> &fs,
     }
     llvm::TargetMachine &tm = **machine;
     llvm::LLVMContext ctx;
+    // LLVM reports what it could not do (a loop the vectorizer was asked
+    // to look at but left scalar) as warnings on stderr: not the user's
+    // business, unless a developer asked for remarks (NNC_LLVM_ARGS).
+    // An error is kept for after (not thrown through LLVM's frames).
+    std::string llvmError;
+    if (!std::getenv("NNC_LLVM_ARGS"))
+      ctx.setDiagnosticHandlerCallBack(
+          [](const llvm::DiagnosticInfo &info, void *context) {
+            auto &error = *static_cast<std::string *>(context);
+            if (info.getSeverity() == llvm::DS_Error && error.empty()) {
+              llvm::raw_string_ostream out(error);
+              llvm::DiagnosticPrinterRawOStream printer(out);
+              info.print(printer);
+            }
+          },
+          &llvmError);
     llvm::Module module("nnc", ctx);
     module.setDataLayout(tm.createDataLayout());
     module.setTargetTriple(tm.getTargetTriple().str());
@@ -820,6 +838,10 @@ CompiledCode JIT::compileTracked(const std::vector<const loops::Function *> &fs,
     auto object = llvm::orc::SimpleCompiler(tm)(module);
     if (!object) {
       part.error = "JIT: " + llvm::toString(object.takeError());
+      return;
+    }
+    if (!llvmError.empty()) {
+      part.error = "internal error: LLVM: " + llvmError;
       return;
     }
     part.object = std::move(*object);
