@@ -885,8 +885,9 @@ CompiledCode JIT::compileTracked(const std::vector<const loops::Function *> &fs,
     for (size_t i = 0; i < parts.size(); ++i) {
       std::string path = std::string(dir) + "/nnc_jit_" + std::to_string(call) + "_" +
                          std::to_string(i) + ".o";
+      const llvm::MemoryBuffer &object = *parts[i].object;
       std::ofstream(path, std::ios::binary)
-          .write(parts[i].object->getBufferStart(), static_cast<std::streamsize>(parts[i].object->getBufferSize()));
+          .write(object.getBufferStart(), static_cast<std::streamsize>(object.getBufferSize()));
     }
   }
   // The parts share one resource tracker, removed when the last handle to

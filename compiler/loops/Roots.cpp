@@ -491,6 +491,8 @@ private:
       // A short innermost loop (a kernel row of 3) is written out, its
       // steps in order: the loop's own counting and branch cost as much as
       // a step's loads, and the JIT does not unroll.
+      // (Not when it is the only loop: the nest below is made of the
+      // loops left.)
       size_t loopsLeft = kv.size();
       const ExprRef &inner = t.kExtents.back();
       if (kv.size() > 1 && inner->kind == ExprKind::Const && inner->type == Type::I64 &&
@@ -575,19 +577,11 @@ private:
     int64_t pairs = (oc + kRows - 1) / kRows;
     std::vector<Stmt> parts;
     // the input: x itself, or its padded copy (per example, in parallel)
-    std::function<ExprRef(ExprRef)> xAt = [&](ExprRef at) { return load(0, at); };
-    if (g.ph > 0 || g.pw > 0) {
-      int xp = c_.scratch(n_.layer + ".padded", c * hp * wp, true);
-      int b0 = newVar(), ch = newVar();
-      parts.push_back(parallelLoop(
-          b0, batch(), i64(c * hp * wp),
-          {loop(ch, i64(c),
-                padPlane([&](ExprRef at) { return load(0, at); },
-                         mul(add(mul(idx(b0), i64(c)), idx(ch)), i64(h * w)), xp,
-                         mul(add(mul(idx(b0), i64(c)), idx(ch)), i64(hp * wp)), h, w, g.ph,
-                         g.pw))}));
-      xAt = [xp](ExprRef at) { return loops::load(xp, at); };
-    }
+    int b0 = newVar();
+    std::vector<Stmt> pad;
+    std::function<ExprRef(ExprRef)> xAt = paddedInput(0, b0, c, h, w, g, pad);
+    if (!pad.empty())
+      parts.push_back(parallelLoop(b0, batch(), i64(c * hp * wp), std::move(pad)));
     // one parallel iteration per (example, group of kRows output channels):
     // a single image still splits across threads
     int bp = newVar();
