@@ -187,16 +187,25 @@ public:
   int64_t rows() const { return size_.rows; }
   int64_t cols() const { return size_.cols; }
   Purpose purpose() const { return purpose_; }
+  /// Whether filling a batch only copies and converts bytes (no rotation to
+  /// sample): about as fast as copying a filled batch, so not worth a thread.
+  bool fillsLikeACopy() const;
   /// The example list given to the constructor.
   const std::vector<int64_t> &exampleList() const { return examples_; }
 
   /// The Dataset indices in the order epoch `epoch` visits them.
   std::vector<int64_t> order(int64_t epoch) const;
 
+  /// Who fills a batch: the calling thread alone, or the calling thread with
+  /// the thread pool's workers (nnc_parallel_for over the examples; not
+  /// while the pool is busy on another thread's behalf). Rotated batches are
+  /// filled by the calling thread alone.
+  enum class Threads { Caller, Pool };
   /// Writes batch `b` of epoch `epoch`: batchExamples(b) images of rows() ×
   /// cols() floats into `images` and as many labels into `labels`. Throws
   /// std::out_of_range unless 0 ≤ b < batches().
-  void fill(int64_t epoch, int64_t b, float *images, int64_t *labels) const;
+  void fill(int64_t epoch, int64_t b, float *images, int64_t *labels,
+            Threads threads = Threads::Caller) const;
   /// The same into `batch`, resizing its vectors (no allocation once they
   /// have held a full batch).
   void fill(int64_t epoch, int64_t b, Batch &batch) const;
@@ -211,8 +220,6 @@ private:
   DataOptions options_;
   Purpose purpose_;
   ImageSize size_;
-  float table_[256]; ///< normalized value of each byte
-  float unit_[256];  ///< p/255, for images that are rotated before normalizing
   std::unique_ptr<Cache> cache_;
 };
 

@@ -6,12 +6,14 @@
 // Data sets are small and synthetic; an example's label is its index, so a
 // batch's labels say which examples it holds.
 #include "Data.h"
+#include "Parallel.h"
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <numeric>
 #include <set>
@@ -294,6 +296,9 @@ TEST_CASE("normalization maps p to (p/255 - mean)/std, in training and evaluatio
     BatchSource(d, {0}, o, purpose).fill(0, 0, b);
     for (int p = 0; p < 256; ++p)
       CHECK(b.images[size_t(p)] == Approx((p / 255.0 - 0.1307) / 0.3081).margin(1e-6));
+    // exactly: p/255 in float, then (v − mean) · (1/std) in double, rounded
+    for (int p = 0; p < 256; ++p)
+      CHECK(b.images[size_t(p)] == float((double(float(p) / 255.0f) - 0.1307) * (1 / 0.3081)));
     CHECK(b.labels == std::vector<int64_t>{3});
   }
   // Without normalization, exactly p/255.
@@ -677,6 +682,44 @@ TEST_CASE("fill is thread-safe: concurrent epochs give the bytes of a lone calle
     CHECK(got[e].labels == expected[e].labels);
     CHECK(got[e].images == expected[e].images);
   }
+}
+
+TEST_CASE("the thread pool fills the bytes the caller alone fills", "[data][threads]") {
+  nnc_set_threads(2);
+  Dataset d = synthetic(150, 28, 28);
+  for (bool augment : {false, true})
+    for (bool normalize : {false, true})
+      for (bool rotate : {false, true}) {
+        DataOptions o;
+        o.batchSize = 64; // 3 batches, the last of 22: above and below the pool's threshold
+        o.shuffle = true;
+        o.seed = 5;
+        if (normalize)
+          o.normalizeMean = 0.2860, o.normalizeStd = 0.3530;
+        if (augment) {
+          o.augment.cropSize = 26;
+          o.augment.cropPadding = 2;
+          o.augment.shiftPixels = 2;
+          o.augment.flipProbability = 0.5;
+        }
+        if (rotate)
+          o.augment.rotateDegrees = 15;
+        BatchSource s(d, range(150), o, Purpose::Train);
+        CHECK(s.fillsLikeACopy() == !rotate);
+        const int64_t pixels = s.rows() * s.cols();
+        for (int64_t b = 0; b < s.batches(); ++b) {
+          const int64_t n = s.batchExamples(b);
+          std::vector<float> alone(size_t(n * pixels), -1), pooled(size_t(n * pixels), -2);
+          std::vector<int64_t> aloneLabels(size_t(n), -1), pooledLabels(size_t(n), -2);
+          s.fill(1, b, alone.data(), aloneLabels.data());
+          s.fill(1, b, pooled.data(), pooledLabels.data(), BatchSource::Threads::Pool);
+          INFO("augment " << augment << ", normalize " << normalize << ", rotate " << rotate
+                          << ", batch " << b);
+          CHECK(std::memcmp(alone.data(), pooled.data(), alone.size() * sizeof(float)) == 0);
+          CHECK(aloneLabels == pooledLabels);
+        }
+      }
+  nnc_set_threads(0);
 }
 
 TEST_CASE("the prefetcher gives the bytes of direct fills and stops cleanly", "[data][threads]") {
