@@ -31,6 +31,7 @@
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
+#include <llvm/Support/Host.h>
 
 #include <algorithm>
 #include <atomic>
@@ -44,6 +45,14 @@
 namespace nnc {
 
 using namespace loops;
+
+int64_t hostVectorLanes() {
+  static const int64_t lanes = [] {
+    llvm::StringMap<bool> features;
+    return llvm::sys::getHostCPUFeatures(features) && features.lookup("avx512f") ? 16 : 8;
+  }();
+  return lanes;
+}
 
 struct JIT::Impl {
   std::unique_ptr<llvm::orc::LLJIT> jit;
@@ -161,13 +170,16 @@ private:
   /// selection takes a <10 x float> apart lane by lane, and slowly: on
   /// mnist.nn it made fc3's forward loop the costliest to compile per
   /// instruction, 223 lines of assembly where it is now 97, its inner loop
-  /// rebuilding its sums from single floats in every iteration). Loops in the body are emitted once, the other
-  /// statements once per vector (see chunk()); f32 values are vectors. Each
-  /// lane computes what it would alone, in the same order.
+  /// rebuilding its sums from single floats in every iteration), and of at
+  /// most kMaxVectorLanes, one AVX-512 register (64 lanes are 4 vectors of
+  /// 16). Loops in the body are emitted once, the other statements once per
+  /// vector (see chunk()); f32 values are vectors. Each lane computes what it
+  /// would alone, in the same order.
+  static constexpr uint64_t kMaxVectorLanes = 16;
   void vectorLoop(const Stmt &s) {
     chunks_.clear();
     for (uint64_t from = 0, lanes = static_cast<uint64_t>(s.extent->i); from < lanes;) {
-      uint64_t width = llvm::PowerOf2Floor(lanes - from);
+      uint64_t width = std::min<uint64_t>(llvm::PowerOf2Floor(lanes - from), kMaxVectorLanes);
       chunks_.push_back({from, static_cast<unsigned>(width)});
       from += width;
     }

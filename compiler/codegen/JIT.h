@@ -15,6 +15,10 @@
 
 namespace nnc {
 
+/// Floats per vector register of the host CPU: 16 with AVX-512, else 8
+/// (what loops::LowerOptions::vectorLanes takes).
+int64_t hostVectorLanes();
+
 /// A compiled loop-IR function: `void f(float **buffers, int64_t N)`.
 using CompiledFunction = void (*)(float **buffers, int64_t batch);
 

@@ -20,7 +20,14 @@ struct LoweredProgram {
   loops::Function predict;    ///< predict(params, x) -> outputs
 };
 
-/// Builds and lowers both functions, planned for batches up to `capacity`.
+/// The vector registers lowering tiles for (loops::LowerOptions::
+/// vectorLanes): the host CPU's (hostVectorLanes()) unless set, e.g. by
+/// `--vector-lanes`. Results do not depend on it; speed does.
+int64_t vectorLanes();
+void setVectorLanes(int64_t lanes);
+
+/// Builds and lowers both functions, planned for batches up to `capacity`
+/// and tiled for vectorLanes().
 /// Returns nullopt, with the reason in `why`, when an op cannot be compiled yet.
 std::optional<LoweredProgram> lowerProgram(const Program &program, int64_t capacity,
                                            std::string &why);

@@ -3,6 +3,7 @@
 #include "driver/Session.h"
 
 #include "codegen/Runner.h"
+#include "driver/Pipeline.h"
 #include "loops/Lower.h"
 
 #include <chrono>
@@ -136,6 +137,7 @@ std::unique_ptr<Session> Session::create(const Program &program, int64_t capacit
     o.training = true;
     o.capacity = capacity;
     o.seed = static_cast<uint64_t>(program.train.seed);
+    o.vectorLanes = vectorLanes();
     o.name = "grad_step";
     gradFn = loops::lower(grad.graph, grad.updates, o);
     o.name = "apply_update";

@@ -53,6 +53,7 @@ struct Options {
   nnc::RunOptions run;
   std::optional<int64_t> epochs, batch, seed;
   int threads = 0;
+  int vectorLanes = 0; ///< 0: the host CPU's
   std::string maxMemory;
 };
 
@@ -260,6 +261,11 @@ int main(int argc, char **argv) {
   app.add_option("--threads", opt.threads, "threads to compute with (default: every core)")
       ->check(CLI::Range(1, 1024))
       ->type_name("N");
+  app.add_option("--vector-lanes", opt.vectorLanes,
+                 "tile loops for vector registers of N floats: 8 (AVX2) or 16 (AVX-512); "
+                 "results are the same either way (default: the host CPU's)")
+      ->check(CLI::IsMember({8, 16}))
+      ->type_name("N");
   app.add_option("--max-memory", opt.maxMemory,
                  "the most memory to size buffers and data for, e.g. 2G or 512M (default: the "
                  "physical memory)")
@@ -299,6 +305,8 @@ int main(int argc, char **argv) {
     std::cerr << problem << "\nRun 'nnc --help' for the options.\n";
     return 2;
   }
+  if (opt.vectorLanes > 0)
+    nnc::setVectorLanes(opt.vectorLanes);
   if (opt.threads > 0)
     nnc_set_threads(opt.threads);
   else if (opt.train && nnc::launchedByMpi())

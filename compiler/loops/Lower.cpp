@@ -74,6 +74,7 @@ public:
   const Graph &graph() const override { return g_; }
   bool training() const override { return options_.training; }
   uint64_t seed() const override { return options_.seed; }
+  int64_t vectorLanes() const override { return options_.vectorLanes; }
   ExprRef step() override {
     if (ExprRef s = scalarInput(kStepName))
       return s;

@@ -20,6 +20,11 @@ struct LowerOptions {
   int64_t capacity = 64;
   /// The program's seed, for dropout's masks and randn (see Reference.cpp).
   uint64_t seed = 0;
+  /// Floats per vector register of the machine the code is for: 8 (AVX2,
+  /// the default) or 16 (AVX-512). The register tiles of matrix products and
+  /// convolutions are as wide as its registers allow; results never depend
+  /// on it (every sum runs in the same order).
+  int64_t vectorLanes = 8;
 };
 
 /// Whether every node of `graph` can be lowered; if not, `why` names the

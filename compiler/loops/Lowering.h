@@ -39,6 +39,8 @@ public:
   virtual const Graph &graph() const = 0;
   virtual bool training() const = 0;
   virtual uint64_t seed() const = 0;
+  /// LowerOptions::vectorLanes.
+  virtual int64_t vectorLanes() const = 0;
   /// The training step number (i64), from the graph's @step input.
   virtual ExprRef step() = 0;
   /// Where this batch starts in the whole batch (i64), from grad_step's

@@ -143,25 +143,52 @@ private:
     return a < 0 ? a + static_cast<int64_t>(rank) : a;
   }
 
-  /// Output elements of a one-row product kept in registers at once: 8
-  /// AVX2 vectors, enough independent sums to hide the latency of fma.
-  static constexpr int64_t kRegisters = 64;
   /// The register tile of products and of the convolutions: kRows rows
-  /// (so each load of B serves them all) of kWidth columns, 12 vector sums
-  /// of 8 lanes. Per step of k that is 4 broadcasts of a and 3 loads of b
-  /// for 12 fmas (2 rows of 32 columns took 2 broadcasts and 4 loads for
-  /// 8), leaving 4 of the 16 AVX2 registers for b and a. Four rows also
-  /// split a batch of 64 (and dense layers of 64 units, the rows of their
-  /// weight gradient) into 16 groups, even on 2 threads; six rows of 16
-  /// would make 11, and GCC spills a sum of the emitted C++'s.
-  static constexpr int64_t kRows = 4, kWidth = 24;
+  /// (so each load of B serves them all) of widthFor() columns. With AVX2
+  /// (8 lanes, 16 registers) that is 24 columns, 12 vector sums: per step of
+  /// k, 4 broadcasts of a and 3 loads of b for 12 fmas (2 rows of 32
+  /// columns took 2 broadcasts and 4 loads for 8), leaving 4 registers for b
+  /// and a. Four rows also split a batch of 64 (and dense layers of 64 units,
+  /// the rows of their weight gradient) into 16 groups, even on 2 threads;
+  /// six rows of 16 would make 11, and GCC spills a sum of the emitted C++'s.
+  static constexpr int64_t kRows = 4;
   /// The longest innermost reduction loop of a convolution's tile written
   /// out step by step (tiles()): kernels up to 5 wide.
   static constexpr int64_t kUnrollKernel = 5;
-  /// The lanes of one AVX2 vector of floats.
-  static constexpr int64_t kLanes = 8;
-  /// The columns of a block of `rows` rows.
-  static int64_t widthFor(int64_t rows) { return rows == kRows ? kWidth : kRegisters / rows; }
+  /// The lanes of one vector register of floats on the target
+  /// (LowerOptions::vectorLanes): 8 (AVX2) or 16 (AVX-512).
+  int64_t lanes() const { return c_.vectorLanes(); }
+  /// The vector operations of one step of k along a row of `n` columns: the
+  /// JIT writes n lanes as vectors of at most 16 lanes, then of the powers
+  /// of two left (15 lanes are vectors of 8, 4, 2 and 1).
+  static int64_t vectorOps(int64_t n) {
+    return n / 16 + static_cast<int64_t>(__builtin_popcountll(static_cast<unsigned long long>(n % 16)));
+  }
+  /// The vector operations of one step of k along `cols` columns taken in
+  /// blocks of `width` (see tiles() for what `fresh` allows at the end).
+  int64_t rowOps(int64_t cols, int64_t width, bool fresh) const {
+    int64_t blocks = cols / width, left = cols - blocks * width;
+    int64_t ops = blocks * vectorOps(width);
+    if (left > 0)
+      ops += fresh && blocks > 0 && left > lanes() ? vectorOps(width) : vectorOps(left);
+    return ops;
+  }
+  /// The columns of a block of `rows` rows, when `cols` columns are to be
+  /// computed. One row alone (the rows of prediction) holds 8 vectors of
+  /// sums, enough independent fmas to hide their latency; other row counts
+  /// share as many. kRows rows hold 3 vectors each with AVX2 (12 of its 16
+  /// registers); AVX-512 has 32 registers, so 3 or 4 vectors each (12 or 16
+  /// sums), whichever takes fewer vector operations over all the columns
+  /// (the wider on a tie): 64 columns are one block of 4, 143 three of 3.
+  /// Blocking never changes a sum: each runs over k alone, in order.
+  int64_t widthFor(int64_t rows, int64_t cols, bool fresh = false) const {
+    if (rows != kRows)
+      return 8 * lanes() / rows;
+    if (lanes() < 16)
+      return 3 * lanes();
+    int64_t three = 3 * lanes(), four = 4 * lanes();
+    return rowOps(cols, three, fresh) < rowOps(cols, four, fresh) ? three : four;
+  }
 
   using RowFn = std::function<ExprRef(ExprRef)>;             // init(j), rowOf(r)
   using AFn = std::function<ExprRef(ExprRef, ExprRef)>;      // a(m, k); null: 1
@@ -170,7 +197,7 @@ private:
   /// `rows` rows of a matrix product, row r being rowOf(r):
   /// out[m, j] = init(j) + Σ_k a(m, k) · b(k, j), each sum sequential in k,
   /// then the first `distinctRows` rows' elements to the epilogue. Columns
-  /// go in blocks of widthFor(rows) (the last block narrower), each
+  /// go in blocks of widthFor(rows, ...) (the last block narrower), each
   /// block's sums the lanes of vectors held in registers across the whole
   /// k loop, one load of b per k for all the rows. Every sum runs in the
   /// same order whatever the blocking.
@@ -188,7 +215,7 @@ private:
     if (colCount < 0)
       colCount = cols;
     std::vector<Stmt> body;
-    int64_t width = widthFor(rows);
+    int64_t width = widthFor(rows, colCount);
     int64_t blocks = colCount / width, done = blocks * width;
     // A block of `lanes` columns from column `from`: the sums in registers.
     auto block = [&](ExprRef from, int64_t lanesCount) {
@@ -271,7 +298,7 @@ private:
     ExprRef left = sub(count, whole);
     if (left->kind == ExprKind::Const && left->i == 0)
       return block(std::move(parts));
-    int64_t width = widthFor(1), full = cols / width, rest = cols - full * width;
+    int64_t width = widthFor(1, cols), full = cols / width, rest = cols - full * width;
     if (full + (rest > 0) < 2) {
       std::vector<Stmt> single = productRows(
           1, [&](ExprRef) { return add(whole, idx(r)); }, i64(1), kExtent, cols, init, a, b);
@@ -438,7 +465,7 @@ private:
   // ---- Convolutions with unit stride, as register-tiled products ----
   //
   // Each is a matrix product whose inner index runs over nested loops:
-  // kRows rows at a time, kWidth columns of sums held in registers as the lanes
+  // kRows rows at a time, widthFor() columns of sums held in registers as the lanes
   // of vectors across the whole reduction, every sum sequential in the same
   // order as the plain loops of windowed(), convGradInput() and
   // convGradWeight(). Padding becomes zeros in a padded copy (an fma with a
@@ -460,9 +487,9 @@ private:
     std::function<Stmt(int64_t, ExprRef, ExprRef)> store;   ///< (row, column, sum)
   };
 
-  /// The tile's columns [0, cols), in blocks of widthFor(rows) lanes.
+  /// The tile's columns [0, cols), in blocks of widthFor(rows, cols) lanes.
   std::vector<Stmt> tiles(const Tile &t, int64_t cols) {
-    int64_t width = widthFor(t.rows), blocks = cols / width, done = blocks * width;
+    int64_t width = widthFor(t.rows, cols, t.fresh), blocks = cols / width, done = blocks * width;
     auto block = [&](ExprRef from, int64_t lanesCount) {
       int u = newVar(), bv = newVar();
       ExprRef col = add(from, idx(u));
@@ -532,7 +559,7 @@ private:
     // block ending at the last column. The columns it shares with the block
     // before are computed again, the same sums in the same order, and
     // stored again with the same values.
-    if (done < cols && t.fresh && blocks > 0 && cols - done > kLanes)
+    if (done < cols && t.fresh && blocks > 0 && cols - done > lanes())
       body.push_back(block(i64(cols - width), width));
     else if (done < cols)
       body.push_back(block(i64(done), cols - done));

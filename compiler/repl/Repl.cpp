@@ -4,6 +4,7 @@
 #include "codegen/JIT.h"
 #include "codegen/Runner.h"
 #include "driver/EmitProgram.h"
+#include "driver/Pipeline.h"
 #include "frontend/ModelSema.h"
 #include "graph/Build.h"
 #include "loops/Lower.h"
@@ -510,6 +511,7 @@ private:
     o.name = "expression";
     o.capacity = 1;
     o.seed = ++expressionSeed_; // every evaluation draws new random numbers
+    o.vectorLanes = vectorLanes();
     loops::Function f = loops::lower(graph, {}, o);
     if (options_.fuzzing) {
       std::cout << "(fuzzing: the expression is lowered, not run)\n";

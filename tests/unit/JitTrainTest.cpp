@@ -247,37 +247,88 @@ TEST_CASE("the JIT's train_step follows the interpreter for every op, loss and o
   }
 }
 
+/// Three training steps of `p` on a batch of `n` from fixed parameters, then
+/// a prediction of `predictN` images with the parameters reached: the
+/// losses, every parameter and the outputs, as compiled now.
+std::vector<float> stepBits(const Program &p, int64_t n, int64_t predictN = 0) {
+  CompiledStep c = compileStep(p, n);
+  const StepGraph &s = c.lowered.step;
+  for (const auto &[name, t] : initialParams(s.graph, 3))
+    copyIn(*c.runner, name, t);
+  std::map<std::string, Tensor> batch = batchOf(s.graph, n, classesOf(p), 5);
+  copyIn(*c.runner, "x", batch.at("x"));
+  for (size_t i = 0; i < static_cast<size_t>(n); ++i)
+    c.runner->labels(kLabelsName)[i] = static_cast<int64_t>(batch.at(kLabelsName)[i]);
+  c.runner->data(kStepsPerEpochName)[0] = 10;
+  c.runner->data(kBaseLrName)[0] = 1e-3f;
+  std::vector<float> out;
+  for (int t = 1; t <= 3; ++t) {
+    c.runner->data(kStepName)[0] = static_cast<float>(t);
+    c.runner->run(n);
+    out.push_back(c.runner->data(kLossName)[0]);
+  }
+  for (ValueId id : s.graph.params()) {
+    const std::string &name = s.graph.value(id).name;
+    const float *d = c.runner->data(name);
+    out.insert(out.end(), d, d + c.runner->elements(name, n));
+  }
+  if (predictN > 0) {
+    std::string error;
+    CompiledFunction fn = c.jit->compile(c.lowered.predict, error);
+    INFO(error);
+    REQUIRE(fn);
+    Runner predict(c.lowered.predict, fn);
+    for (ValueId id : s.graph.params()) {
+      const std::string &name = s.graph.value(id).name;
+      if (float *to = predict.data(name))
+        std::memcpy(to, c.runner->data(name), c.runner->elements(name, n) * sizeof(float));
+    }
+    std::memcpy(predict.data("x"), c.runner->data("x"),
+                static_cast<size_t>(predict.elements("x", predictN)) * sizeof(float));
+    predict.run(predictN);
+    std::string output;
+    for (const loops::Buffer &b : c.lowered.predict.buffers)
+      if (b.kind == loops::BufferKind::Output && output.empty())
+        output = b.name;
+    const float *y = predict.data(output);
+    REQUIRE(y);
+    out.insert(out.end(), y, y + predict.elements(output, predictN));
+  }
+  return out;
+}
+
 TEST_CASE("the JIT's train_step gives the same bits on 1 and 2 threads", "[threads]") {
   Program p = example("lenet");
   std::vector<std::vector<float>> results;
   for (int threads : {1, 2}) {
     nnc_set_threads(threads);
-    CompiledStep c = compileStep(p, 16);
-    const StepGraph &s = c.lowered.step;
-    for (const auto &[name, t] : initialParams(s.graph, 3))
-      copyIn(*c.runner, name, t);
-    std::map<std::string, Tensor> batch = batchOf(s.graph, 16, 10, 5);
-    copyIn(*c.runner, "x", batch.at("x"));
-    for (size_t i = 0; i < 16; ++i)
-      c.runner->labels(kLabelsName)[i] = static_cast<int64_t>(batch.at(kLabelsName)[i]);
-    c.runner->data(kStepsPerEpochName)[0] = 10;
-    c.runner->data(kBaseLrName)[0] = 1e-3f;
-    std::vector<float> out;
-    for (int t = 1; t <= 3; ++t) {
-      c.runner->data(kStepName)[0] = static_cast<float>(t);
-      c.runner->run(16);
-      out.push_back(c.runner->data(kLossName)[0]);
-    }
-    for (ValueId id : s.graph.params()) {
-      const std::string &name = s.graph.value(id).name;
-      const float *d = c.runner->data(name);
-      out.insert(out.end(), d, d + c.runner->elements(name, 16));
-    }
-    results.push_back(out);
+    results.push_back(stepBits(p, 16));
   }
   nnc_set_threads(0);
   REQUIRE(results[0].size() == results[1].size());
   CHECK(std::memcmp(results[0].data(), results[1].data(), results[0].size() * sizeof(float)) == 0);
+}
+
+TEST_CASE("tiles for AVX2 and for AVX-512 registers give the same bits") {
+  // --vector-lanes 8 and 16 block the columns of products and convolutions
+  // differently (fashion.nn's 64 units: 24 + 24 + 16 against one block of
+  // 64; fashion_cnn.nn's grids: blocks of 24 against 48) and every sum must
+  // still run in the same order. Prediction: one image (one-row tiles of 64
+  // against 128 columns) and 6 (a group of 4 and 2 rows left).
+  for (const char *name : {"fashion", "fashion_cnn", "lenet"})
+    for (int64_t predictN : {1, 6}) {
+      Program p = example(name);
+      std::vector<std::vector<float>> results;
+      for (int64_t lanes : {8, 16}) {
+        setVectorLanes(lanes);
+        results.push_back(stepBits(p, 8, predictN));
+      }
+      setVectorLanes(0);
+      INFO(name << ", predicting " << predictN);
+      REQUIRE(results[0].size() == results[1].size());
+      CHECK(std::memcmp(results[0].data(), results[1].data(),
+                        results[0].size() * sizeof(float)) == 0);
+    }
 }
 
 TEST_CASE("fusion: each parameter's Adam update runs in the loop that computes its gradient") {
