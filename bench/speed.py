@@ -89,12 +89,13 @@ def thread_env(threads, ld_library_path=None):
 
 def fma_peak(work):
     exe = os.path.join(work, "fma_peak")
-    run(["g++", "-O2", "-mavx2", "-mfma", "-pthread", os.path.join(HERE, "fma_peak.cpp"), "-o", exe])
+    run(["g++", "-O2", "-march=native", "-pthread", os.path.join(HERE, "fma_peak.cpp"), "-o", exe])
     out, _ = run([exe, "1", "2"])
     peaks = {}
     for line in out.splitlines():
-        t, g = line.split()
+        t, g, lanes = line.split()
         peaks[int(t)] = float(g)
+        peaks["lanes"] = int(lanes)
     return peaks
 
 
@@ -208,7 +209,8 @@ def main(argv):
              f"| PyTorch | {torch_info['torch_version']} with {args.torch_python}, inter-op threads 1, "
              "OMP/BLAS threads = intra-op threads, OMP_WAIT_POLICY=PASSIVE |",
              f"| PyTorch's BLAS | {', '.join(torch_info.get('blas') or ['unknown'])} |",
-             f"| FMA peak (measured) | {peak.get(1, 0):.1f} GFLOP/s on 1 thread, {peak.get(2, 0):.1f} on 2 |",
+             f"| FMA peak (measured) | {peak.get(1, 0):.1f} GFLOP/s on 1 thread, {peak.get(2, 0):.1f} on 2 "
+             f"({peak['lanes']}-lane vectors: {'AVX-512' if peak['lanes'] == 16 else 'AVX2'}) |",
              f"| data | {args.data} (60,000 train / 10,000 test) |", ""]
     images = 60000
     for model in models:
@@ -300,7 +302,8 @@ def scaling(args):
              "examples/fashion.nn (784-W-W-10, Adam), the median of 3 epochs of the 60,000 Fashion-MNIST images at each",
              "batch size and width, on 1 and 2 threads. The compute limit is the epoch's training FLOP (dense",
              "layers: forward, weight and input gradients) over the FMA peak measured in the same run",
-             f"({peak[1]:.1f} GFLOP/s on 1 thread, {peak[2]:.1f} on 2); one run of 3 epochs each.", "",
+             f"({peak[1]:.1f} GFLOP/s on 1 thread, {peak[2]:.1f} on 2, {peak['lanes']}-lane vectors); one run of 3 "
+             "epochs each.", "",
              f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, {time.time() - started:.0f} s in all; load average "
              f"{fmt_load(load_before)} at the start, {fmt_load(os.getloadavg())} at the end; checkout {git_rev()}.", "",
              "| batch | width | threads | s/epoch | compute limit (s) | × limit | GFLOP/s | peak memory |",
