@@ -660,18 +660,23 @@ JIT::~JIT() = default;
 
 std::unique_ptr<JIT> JIT::create(std::string &error) {
   static bool initialized = [] {
+    // A loop the vectorizer takes 8 lanes at a time also gets a vector
+    // epilogue (LLVM's default: only from 16 lanes): a pooled row of 13
+    // windows is vectors of 8 and 4 and one window, not 8 and five alone
+    // (fashion_cnn.nn: the first pooling 2.14 -> 1.31 us per image, the
+    // training step about 3% faster).
+    static std::vector<std::string> words{"nnc", "-epilogue-vectorization-minimum-VF=8"};
     // For developers: NNC_LLVM_ARGS="-pass-remarks=loop-vectorize ..." (LLVM's
     // own options, e.g. what its vectorizer did and why not)
     if (const char *text = std::getenv("NNC_LLVM_ARGS")) {
-      static std::vector<std::string> words{"nnc"};
       std::istringstream in(text);
       for (std::string word; in >> word;)
         words.push_back(word);
-      static std::vector<const char *> argv;
-      for (const std::string &word : words)
-        argv.push_back(word.c_str());
-      llvm::cl::ParseCommandLineOptions(static_cast<int>(argv.size()), argv.data());
     }
+    static std::vector<const char *> argv;
+    for (const std::string &word : words)
+      argv.push_back(word.c_str());
+    llvm::cl::ParseCommandLineOptions(static_cast<int>(argv.size()), argv.data());
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
     return true;
