@@ -115,7 +115,9 @@ private:
   Job job_{};                    ///< (mutex_) the current job
   bool stop_ = false;            ///< (mutex_) workers should return
   int sleeping_ = 0;             ///< (mutex_) workers waiting on wake_
-  int active_ = 0;               ///< (mutex_) workers that copied job_ and may still claim chunks
+  /// Workers that copied job_ and may still claim chunks: changed under
+  /// mutex_, read without it by a caller spinning before it takes mutex_.
+  std::atomic<int> active_{0};
 
   std::atomic<uint64_t> generation_{0}; ///< bumped (under mutex_) for every job and at stop
   std::atomic<int64_t> nextChunk_{0};   ///< the next chunk index to claim
@@ -142,9 +144,14 @@ void Pool::run(nnc_task_fn fn, void *context, int64_t n, int threads) noexcept {
     resize(threads - 1);
   Job job{fn, context, n, std::min<int64_t>(threads, n)};
   int64_t toWake, sleeping;
+  // The workers of the last job may not have said they are done yet (a
+  // worker counts itself out after its last chunk, under mutex_): wait for
+  // that spinning, as it takes well under a microsecond, rather than
+  // sleeping on idle_, whose wake-up takes several.
+  spinUntil([&] { return active_.load(std::memory_order_acquire) == 0; });
   {
     std::unique_lock<std::mutex> lock(mutex_);
-    idle_.wait(lock, [&] { return active_ == 0; });
+    idle_.wait(lock, [&] { return active_.load(std::memory_order_relaxed) == 0; });
     job_ = job;
     nextChunk_.store(0, std::memory_order_relaxed);
     chunksLeft_.store(job.chunks, std::memory_order_relaxed);
