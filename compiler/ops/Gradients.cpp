@@ -111,7 +111,10 @@ std::map<std::string, GradientRule> rules() {
       g[2] = b.apply("channel_sum", {dy});
     return g;
   };
-  r["relu"] = [](GradBuilder &b) { return elementwise(b, "relu_grad", false); };
+  // From the output: relu(x) > 0 exactly where x > 0 (NaN and -0 too), and
+  // the output is kept for the layer after anyway, so x need not be: a
+  // convolution followed by relu then stores one tensor, not two.
+  r["relu"] = [](GradBuilder &b) { return elementwise(b, "relu_grad", true); };
   r["leaky_relu"] = [](GradBuilder &b) {
     return elementwise(b, "leaky_relu_grad", false, pick(b.attrs(), {"alpha"}));
   };

@@ -459,7 +459,7 @@ void addInternalOps(std::vector<OpDef> &t) {
                         required(intAttr("start", {}, "first index")),
                         required(intAttr("length", {}, "how many"))},
                        "a contiguous part along an axis", sliceShape, slice));
-  t.push_back(internal("relu_grad", 2, {}, "dy where x > 0", sameAsFirstTwo,
+  t.push_back(internal("relu_grad", 2, {}, "dy where y = relu(x) > 0 (where x > 0)", sameAsFirstTwo,
                        [](const KernelCall &k) {
                          pointwise(k, [](double dy, double x) { return x > 0 ? dy : 0.0; });
                        }));

@@ -388,15 +388,15 @@ TEST_CASE("the program of --emit-cpp builds with g++ alone and trains to nnc's b
   // then the data against what they leave; a bad size is a usage error.
   Run capped = run(out + "/trainer", {"--train", "--max-memory", "1M", "--data", kSlice});
   CHECK(capped.status == 1);
-  CHECK(capped.err.find("error: model 'Net' needs 4.64 MiB to run with batch 64 (the training "
-                        "step's buffers 3.35 MiB, prediction's 1.29 MiB), more than the 1.00 "
+  CHECK(capped.err.find("error: model 'Net' needs 4.61 MiB to run with batch 64 (the training "
+                        "step's buffers 3.32 MiB, prediction's 1.29 MiB), more than the 1.00 "
                         "MiB nnc may use (--max-memory)") != std::string::npos);
   CHECK(capped.err.find("= hint: a smaller batch (compiled in: nnc --batch N --emit-cpp DIR) or "
                         "fewer parameters need less; --max-memory SIZE allows more") !=
         std::string::npos);
   Run data = run(out + "/trainer", {"--train", "--max-memory", "5M", "--data", kSlice});
   CHECK(data.status == 1);
-  CHECK(data.err.find("train-images-idx3-ubyte.gz: holds 1.50 MiB of data, more than the 365 "
+  CHECK(data.err.find("train-images-idx3-ubyte.gz: holds 1.50 MiB of data, more than the 397 "
                       "KiB left of the 5.00 MiB nnc may use (--max-memory)") !=
         std::string::npos);
   Run bad = run(out + "/trainer", {"--train", "--max-memory", "lots"});
