@@ -152,6 +152,10 @@ private:
   /// the rows of their weight gradient) into 16 groups, even on 2 threads;
   /// six rows of 16 would make 11, and GCC spills a sum of the emitted C++'s.
   static constexpr int64_t kRows = 4;
+  /// Rows of W a dense layer's transpose takes per block (dense()): one
+  /// cache line of floats (8 took 1.7 ms on a 1024 × 1024 weight, 16 1.5,
+  /// 32 1.9, 64 2.9).
+  static constexpr int64_t kTransposeRows = 16;
   /// The longest innermost reduction loop of a convolution's tile written
   /// out step by step (tiles()): kernels up to 5 wide.
   static constexpr int64_t kUnrollKernel = 5;
@@ -333,14 +337,22 @@ private:
     const std::string name = g_.value(n_.inputs[1]).name + ".T";
     bool cached = !c_.training();
     int wt = cached ? c_.cache(name, inF * out) : c_.scratch(name, inF * out, false);
-    ExprRef transposeRows = cached ? mul(c_.stale(), i64(inF)) : i64(inF);
-    // Written row by row (contiguous stores); the reads walk `out` rows of W
-    // a float at a time, whose cache lines stay in L1 across rows of W.T.
-    int o = newVar(), i = newVar();
-    Stmt transpose =
-        parallelLoop(i, transposeRows, i64(out),
-                     {loop(o, i64(out), {store(wt, add(mul(idx(i), i64(out)), idx(o)),
-                                               load(1, add(mul(idx(o), i64(inF)), idx(i))))})});
+    // In blocks of kTransposeRows rows of W, one parallel iteration each:
+    // for every column i of W, the block's floats of it go to one cache
+    // line of W.T's row i, and the block's rows of W are read a float at a
+    // time from lines that stay in L1 for the next 15 columns. (Walking all
+    // `out` rows for each column kept them in L1 only while they fit: a
+    // 1024 × 1024 weight, rows 4 KB apart, took 4.9 ms per step, now 1.5.)
+    const int64_t blocks = (out + kTransposeRows - 1) / kTransposeRows;
+    ExprRef transposeBlocks = cached ? mul(c_.stale(), i64(blocks)) : i64(blocks);
+    int ob = newVar(), i = newVar(), o = newVar();
+    ExprRef row = add(mul(idx(ob), i64(kTransposeRows)), idx(o));
+    Stmt transpose = parallelLoop(
+        ob, transposeBlocks, i64(kTransposeRows * inF),
+        {loop(i, i64(inF),
+              {loop(o, min(i64(kTransposeRows), sub(i64(out), mul(idx(ob), i64(kTransposeRows)))),
+                    {store(wt, add(mul(idx(i), i64(out)), row),
+                           load(1, add(mul(row, i64(inF)), idx(i))))})})});
     Stmt rowsOf = product(
         rows(shapeOf(0)), i64(inF), out, i64(inF * out),
         [&](ExprRef j) { return bias ? load(2, j) : f32(0); },
