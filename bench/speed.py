@@ -342,7 +342,9 @@ def git_rev():
     try:
         rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+        # the report file is not the code measured (a run before may have written it)
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)bench/RESULTS.md"],
                                capture_output=True, text=True).stdout.strip()
         return rev + (", with uncommitted changes" if dirty else "")
     except OSError:
