@@ -195,8 +195,12 @@ struct ByteScale {
 // AVX2 and AVX-512 clones, chosen at load time for the CPU. Each lane does the
 // scalar operations in the same order (IEEE division, subtraction and
 // multiplication, no contraction in this file), so every clone writes the
-// same bits.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+// same bits. Not under a sanitizer: the clones are chosen by an ifunc
+// resolver, which runs while the program is being relocated, before the
+// sanitizer's runtime is set up, and instrumented it crashes there (every
+// ThreadSanitizer build of nnc did, at start).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
 #define NNC_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define NNC_VECTOR_CLONES
