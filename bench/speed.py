@@ -130,6 +130,19 @@ def nnc_inference(args, model, batch, threads):
     return batch / result["predict_us"]["median"] * 1e6
 
 
+def pool(results, key, run):
+    """Adds one run of a side to results[key]: its epochs' seconds appended, the largest peak
+    memory, the last run's other fields (test accuracy, versions), inference rates kept per run."""
+    into = results.setdefault(key, {"seconds": []})
+    seconds = into["seconds"] + run["seconds"]
+    rss = max(into.get("max_rss_kib", 0), run["max_rss_kib"])
+    rounds = {k + "_rounds": into.get(k + "_rounds", []) + [run[k]]
+              for k in ("infer_b1_images_per_s", "infer_b1000_images_per_s") if k in run}
+    into.update(run)
+    into.update(rounds)
+    into["seconds"], into["max_rss_kib"] = seconds, rss
+
+
 def torch_side(args, model, threads):
     cmd = [args.torch_python, os.path.join(HERE, "torch_train.py"), "--model", model, "--epochs",
            str(args.epochs), "--threads", str(threads), "--data", args.data]
@@ -143,6 +156,9 @@ def torch_side(args, model, threads):
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=3, help="epochs of each run (default 3; the median is reported)")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="runs of each side per model, alternating nnc and PyTorch (default 2); every side's "
+                        "epochs are pooled and their median reported")
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated (default: both)")
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--nnc", default=os.path.join(REPO, "build", "nnc"))
@@ -161,6 +177,8 @@ def main(argv):
         p.error(f"--models takes {', '.join(MODELS)}")
     if args.epochs < 1:
         p.error("--epochs must be at least 1")
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
     torch_threads = [int(t) for t in args.torch_threads.split(",")]
     for exe in (args.nnc, args.nnc_bench):
         if not os.access(exe, os.X_OK):
@@ -178,14 +196,23 @@ def main(argv):
         results = {}
         for model in models:
             r = results[model] = {"torch": {}}
-            # Interleaved: nnc, torch 1, torch 2 — a slow spell hits both sides.
-            note(f"{model}: nnc, {args.epochs} epochs on 2 threads")
-            r["nnc"] = nnc_side(args, model, 2)
-            for t in torch_threads:
-                note(f"{model}: PyTorch, {args.epochs} epochs on {t} thread(s)")
-                r["torch"][t] = torch_side(args, model, t)
-            note(f"{model}: inference")
-            r["nnc"]["infer"] = {b: max(nnc_inference(args, model, b, t) for t in (1, 2)) for b in (1, 1000)}
+            # Interleaved, --rounds times: nnc, torch 1, torch 2, nnc, ... — a
+            # slow spell of the machine (other tenants share its memory) falls
+            # on both sides; each side's epochs are pooled, inference rates are
+            # the median over the rounds.
+            for k in range(args.rounds):
+                note(f"{model}, round {k + 1} of {args.rounds}: nnc, {args.epochs} epochs on 2 threads")
+                pool(r, "nnc", nnc_side(args, model, 2))
+                for t in torch_threads:
+                    note(f"{model}, round {k + 1} of {args.rounds}: PyTorch, {args.epochs} epochs on {t} thread(s)")
+                    pool(r["torch"], t, torch_side(args, model, t))
+                note(f"{model}, round {k + 1} of {args.rounds}: inference")
+                r["nnc"].setdefault("infer_rounds", []).append(
+                    {b: max(nnc_inference(args, model, b, t) for t in (1, 2)) for b in (1, 1000)})
+            r["nnc"]["infer"] = {b: statistics.median(x[b] for x in r["nnc"]["infer_rounds"]) for b in (1, 1000)}
+            for side in r["torch"].values():
+                for key in ("infer_b1_images_per_s", "infer_b1000_images_per_s"):
+                    side[key] = statistics.median(side[key + "_rounds"])
         note("mnist.nn: compile time and peak memory")
         bench = json.loads(run([args.nnc_bench, os.path.join(REPO, "examples", "mnist.nn"), "--reps", "20",
                                 "--warmup", "2", "--rounds", "7"])[0])
@@ -197,7 +224,7 @@ def main(argv):
     lines = [BEGIN, "# Speed: nnc vs PyTorch (bench/run.sh)", "",
              "Written by `bench/run.sh` (not part of ctest). Both sides train the same model on the same",
              "data with batch 64 and Adam(lr=1e-3) for whole epochs; seconds per epoch are the median of",
-             f"{args.epochs} epochs of one run. nnc runs on 2 threads; PyTorch in each configuration listed, and",
+             f"{args.rounds} runs of {args.epochs} epochs, nnc's and PyTorch's runs alternating. nnc runs on 2 threads; PyTorch in each configuration listed, and",
              "the ratio is against its best. GFLOP/s counts the dense and convolution layers' multiply-adds",
              "(training: forward, weight and input gradients; elementwise work not counted); % of peak is",
              "against the FMA peak measured in the same run on the same number of threads.", "",
