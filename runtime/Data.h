@@ -197,9 +197,9 @@ public:
   std::vector<int64_t> order(int64_t epoch) const;
 
   /// Who fills a batch: the calling thread alone, or the calling thread with
-  /// the thread pool's workers (nnc_parallel_for over the examples; not
-  /// while the pool is busy on another thread's behalf). Rotated batches are
-  /// filled by the calling thread alone.
+  /// the thread pool's workers (nnc_parallel_for over the examples, which
+  /// runs on the caller alone when called from inside a parallel loop). Rotated
+  /// batches are filled by the calling thread alone. The bytes are the same.
   enum class Threads { Caller, Pool };
   /// Writes batch `b` of epoch `epoch`: batchExamples(b) images of rows() ×
   /// cols() floats into `images` and as many labels into `labels`. Throws

@@ -461,7 +461,7 @@ void addInternalOps(std::vector<OpDef> &t) {
                        "a contiguous part along an axis", sliceShape, slice));
   t.push_back(internal("relu_grad", 2, {}, "dy where y = relu(x) > 0 (where x > 0)", sameAsFirstTwo,
                        [](const KernelCall &k) {
-                         pointwise(k, [](double dy, double x) { return x > 0 ? dy : 0.0; });
+                         pointwise(k, [](double dy, double y) { return y > 0 ? dy : 0.0; });
                        }));
   t.push_back(internal("leaky_relu_grad", 2, {floatAttr("alpha", 0.01, "slope")},
                        "dy, times alpha where x <= 0", sameAsFirstTwo, [](const KernelCall &k) {
